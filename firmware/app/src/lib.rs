@@ -1,0 +1,2 @@
+//! Chip-agnostic Footfall node firmware.
+#![no_std]

@@ -1,0 +1,1 @@
+//! Footfall gateway: adapters and wiring around the engine.

@@ -1,0 +1,1 @@
+//! Seeded store simulator, the recorded-sightings format (JSON lines) and the quality harness.

@@ -1,0 +1,1 @@
+//! Helpers for Footfall end-to-end tests.
