@@ -22,7 +22,12 @@ footfall_setup() {
     if [ "${#missing[@]}" -gt 0 ]; then
         echo "setup: installing Debian packages: ${missing[*]}"
         $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        # One retry: a concurrent dpkg run or an interrupted configure should not fail the suite.
+        if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+            sleep 5
+            $sudo dpkg --configure -a || true
+            DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        fi
     fi
 
     [ "$mode" = "test" ] || return 0

@@ -2,11 +2,12 @@
 //! Fields and variants may be added (the enums are non-exhaustive); names are not changed
 //! without updating every user.
 
-use crate::time::Timestamp;
 use footfall_proto::frame::NodeId;
+use serde::{Deserialize, Serialize};
 
 /// Bluetooth address type, as far as the observer could tell.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AddressType {
     /// Public (IEEE-assigned) address.
@@ -22,7 +23,8 @@ pub enum AddressType {
 }
 
 /// The identity material a sighting carries, best evidence first.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum DeviceEvidence {
     /// An iBeacon identity (e.g. the store app advertising in the background).
@@ -63,7 +65,8 @@ pub enum DeviceEvidence {
 }
 
 /// What kind of device this appears to be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum DeviceKind {
     /// A phone.
@@ -81,7 +84,7 @@ pub enum DeviceKind {
 
 /// Received signal strength over a reporting window (a single packet has count 1 and
 /// min = max = mean).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RssiObservation {
     /// Packets in the window.
     pub count: u16,
@@ -96,12 +99,17 @@ pub struct RssiObservation {
 impl RssiObservation {
     /// One packet at `dbm`.
     pub fn single(dbm: i8) -> Self {
-        Self { count: 1, min_dbm: dbm, max_dbm: dbm, mean_dbm: f32::from(dbm) }
+        Self {
+            count: 1,
+            min_dbm: dbm,
+            max_dbm: dbm,
+            mean_dbm: f32::from(dbm),
+        }
     }
 }
 
 /// One device heard by one node.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sighting {
     /// Which node heard it.
     pub node: NodeId,
@@ -116,7 +124,7 @@ pub struct Sighting {
 }
 
 /// A wearable signal from a device.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WearableSample {
     /// The node that relayed it.
     pub node: NodeId,
@@ -131,7 +139,8 @@ pub struct WearableSample {
 }
 
 /// Everything the engine accepts.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Input {
     /// A device heard by a node.

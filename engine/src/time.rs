@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 /// A point in time: milliseconds since the Unix epoch (UTC). Wall-clock based so that
 /// time-of-day campaign rules and daily salt rotation need no second clock; the caller
 /// guarantees it never goes backwards (the gateway clamps).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Timestamp(pub u64);
 
 impl Timestamp {

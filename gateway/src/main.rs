@@ -1,4 +1,4 @@
 //! The `footfall` command.
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("footfall: not built yet")
+fn main() -> std::process::ExitCode {
+    footfall_gateway::cli::main()
 }

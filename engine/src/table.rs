@@ -1,0 +1,339 @@
+//! The bounded device table: a slab of fixed-size device records, pre-allocated to
+//! `limits.max_devices`, indexed by an open-addressing hash index (linear probing,
+//! backward-shift deletion, load ≤ 1/2). Nothing here allocates after construction.
+
+use crate::filter::FilterState;
+use crate::input::DeviceKind;
+
+/// Links (nodes hearing a device) tracked per device.
+pub(crate) const MAX_LINKS: usize = 6;
+/// "No node" in a link, "no zone" in a session.
+pub(crate) const NONE16: u16 = u16::MAX;
+/// The candidate meaning "confidently outside every zone".
+pub(crate) const OUTSIDE: u16 = u16::MAX - 1;
+const EMPTY: u32 = u32::MAX;
+
+/// One (device, node) link.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Link {
+    /// Node index, or `NONE16`.
+    pub(crate) node: u16,
+    /// Last heard, wrapping milliseconds (see [`wrap`]).
+    pub(crate) seen: u32,
+    pub(crate) filter: FilterState,
+}
+
+impl Link {
+    pub(crate) const EMPTY: Link = Link {
+        node: NONE16,
+        seen: 0,
+        filter: FilterState::Empty,
+    };
+}
+
+/// Milliseconds truncated to 32 bits. Differences are taken with `wrapping_sub`; they are
+/// valid for spans below 24 days, and a device silent for `device_stale_s` (≤ 7 days) is
+/// evicted long before.
+pub(crate) fn wrap(ms: u64) -> u32 {
+    ms as u32
+}
+
+/// Age in ms of a wrapping timestamp.
+pub(crate) fn age(now: u64, then: u32) -> u32 {
+    wrap(now).wrapping_sub(then)
+}
+
+/// Flags of a device.
+pub(crate) mod flag {
+    /// The person id belongs to an opted-in (campaign) identity.
+    pub(crate) const OPTED_IN: u8 = 1;
+    /// The person id must be recomputed (salt rotated).
+    pub(crate) const PERSON_STALE: u8 = 2;
+    /// A presence session is open in `zone`.
+    pub(crate) const SESSION: u8 = 4;
+    /// An engagement level is known.
+    pub(crate) const LEVEL_KNOWN: u8 = 8;
+}
+
+/// One tracked device. Target: ≤ 256 bytes including its share of the index and timer heap.
+#[derive(Clone, Debug)]
+pub(crate) struct Device {
+    pub(crate) fp: u64,
+    /// Deadline currently in the timer heap, ms, or `u64::MAX`.
+    pub(crate) timer_at: u64,
+    /// First in-zone evidence of the open session, ms.
+    pub(crate) session_first: u64,
+    /// Campaigns already handled in this session (bit = campaign index).
+    pub(crate) fired: u64,
+    pub(crate) person: [u8; 16],
+    pub(crate) links: [Link; MAX_LINKS],
+    pub(crate) last_seen: u32,
+    pub(crate) last_eval: u32,
+    pub(crate) last_in_zone: u32,
+    /// Time of the first evaluation supporting the candidate.
+    pub(crate) cand_since: u32,
+    pub(crate) baseline: f32,
+    pub(crate) conf: f32,
+    pub(crate) zone: u16,
+    pub(crate) cand: u16,
+    pub(crate) cand_bits: u16,
+    pub(crate) kind: DeviceKind,
+    pub(crate) flags: u8,
+    /// `LocateMethod` of the last in-zone evaluation, as u8.
+    pub(crate) method: u8,
+    /// Dwell milestones already emitted.
+    pub(crate) milestones: u8,
+    pub(crate) hr_samples: u8,
+    /// `EngagementLevel` as u8.
+    pub(crate) level: u8,
+}
+
+impl Device {
+    pub(crate) fn new(
+        fp: u64,
+        person: [u8; 16],
+        now: u64,
+        kind: DeviceKind,
+        opted_in: bool,
+    ) -> Self {
+        Self {
+            fp,
+            timer_at: u64::MAX,
+            session_first: 0,
+            fired: 0,
+            person,
+            links: [Link::EMPTY; MAX_LINKS],
+            last_seen: wrap(now),
+            last_eval: wrap(now).wrapping_sub(1 << 30),
+            last_in_zone: wrap(now),
+            cand_since: wrap(now),
+            baseline: 0.0,
+            conf: 0.0,
+            zone: NONE16,
+            cand: NONE16,
+            cand_bits: 0,
+            kind,
+            flags: if opted_in { flag::OPTED_IN } else { 0 },
+            method: 0,
+            milestones: 0,
+            hr_samples: 0,
+            level: 0,
+        }
+    }
+    pub(crate) fn has(&self, f: u8) -> bool {
+        self.flags & f != 0
+    }
+}
+
+/// The device table.
+#[derive(Debug)]
+pub(crate) struct Table {
+    slots: Vec<Device>,
+    /// Slot is live.
+    live: Vec<bool>,
+    free: Vec<u32>,
+    index: Vec<u32>,
+    mask: usize,
+    cap: usize,
+    len: usize,
+}
+
+impl Table {
+    pub(crate) fn new(cap: usize) -> Self {
+        let cap = cap.max(1);
+        let index_len = (cap * 2).next_power_of_two();
+        Self {
+            slots: Vec::with_capacity(cap),
+            live: Vec::with_capacity(cap),
+            free: Vec::with_capacity(cap),
+            index: vec![EMPTY; index_len],
+            mask: index_len - 1,
+            cap,
+            len: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+    pub(crate) fn is_full(&self) -> bool {
+        self.len >= self.cap
+    }
+    /// Number of slots ever used (live or free).
+    pub(crate) fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+    /// Index bytes per device slot (for memory accounting).
+    pub(crate) fn index_bytes(&self) -> usize {
+        self.index.len() * core::mem::size_of::<u32>()
+    }
+
+    fn home(&self, fp: u64) -> usize {
+        // The fingerprint is already a keyed hash: use its high bits.
+        ((fp >> 32) ^ fp) as usize & self.mask
+    }
+
+    pub(crate) fn find(&self, fp: u64) -> Option<u32> {
+        let mut i = self.home(fp);
+        loop {
+            let s = *self.index.get(i)?;
+            if s == EMPTY {
+                return None;
+            }
+            if self.slots.get(s as usize).is_some_and(|d| d.fp == fp) {
+                return Some(s);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// Inserts a device whose fingerprint is not present. A full table hands the device back
+    /// (heapless style); the record is moved either way, so the large `Err` costs nothing extra.
+    #[allow(clippy::result_large_err)]
+    pub(crate) fn insert(&mut self, dev: Device) -> Result<u32, Device> {
+        if self.is_full() {
+            return Err(dev);
+        }
+        let fp = dev.fp;
+        let slot = if let Some(s) = self.free.pop() {
+            match (
+                self.slots.get_mut(s as usize),
+                self.live.get_mut(s as usize),
+            ) {
+                (Some(d), Some(l)) => {
+                    *d = dev;
+                    *l = true;
+                }
+                _ => return Err(dev),
+            }
+            s
+        } else {
+            let s = self.slots.len() as u32;
+            self.slots.push(dev);
+            self.live.push(true);
+            s
+        };
+        let mut i = self.home(fp);
+        while let Some(e) = self.index.get_mut(i) {
+            if *e == EMPTY {
+                *e = slot;
+                break;
+            }
+            i = (i + 1) & self.mask;
+        }
+        self.len += 1;
+        Ok(slot)
+    }
+
+    /// Removes the device in `slot`.
+    pub(crate) fn remove(&mut self, slot: u32) {
+        let Some(fp) = self.get(slot).map(|d| d.fp) else {
+            return;
+        };
+        // Find its index entry.
+        let mut i = self.home(fp);
+        loop {
+            match self.index.get(i) {
+                Some(&s) if s == slot => break,
+                Some(&EMPTY) | None => return,
+                Some(_) => i = (i + 1) & self.mask,
+            }
+        }
+        // Backward-shift deletion keeps probe sequences intact without tombstones.
+        let mut hole = i;
+        let mut j = i;
+        loop {
+            j = (j + 1) & self.mask;
+            let s = match self.index.get(j) {
+                Some(&s) if s != EMPTY => s,
+                _ => break,
+            };
+            let home = self.slots.get(s as usize).map_or(j, |d| self.home(d.fp));
+            // Move s into the hole if its home is not in (hole, j] cyclically.
+            let dist_home = j.wrapping_sub(home) & self.mask;
+            let dist_hole = j.wrapping_sub(hole) & self.mask;
+            if dist_home >= dist_hole {
+                if let Some(h) = self.index.get_mut(hole) {
+                    *h = s;
+                }
+                hole = j;
+            }
+        }
+        if let Some(h) = self.index.get_mut(hole) {
+            *h = EMPTY;
+        }
+        if let Some(l) = self.live.get_mut(slot as usize) {
+            *l = false;
+        }
+        self.free.push(slot);
+        self.len -= 1;
+    }
+
+    pub(crate) fn get(&self, slot: u32) -> Option<&Device> {
+        if *self.live.get(slot as usize)? {
+            self.slots.get(slot as usize)
+        } else {
+            None
+        }
+    }
+    pub(crate) fn get_mut(&mut self, slot: u32) -> Option<&mut Device> {
+        if *self.live.get(slot as usize)? {
+            self.slots.get_mut(slot as usize)
+        } else {
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev(fp: u64) -> Device {
+        Device::new(fp, [0; 16], 0, DeviceKind::Unknown, false)
+    }
+
+    #[test]
+    fn insert_find_remove_with_collisions() {
+        let mut t = Table::new(64);
+        // Fingerprints that share a home bucket.
+        let fps: Vec<u64> = (0..40u64).map(|i| i << 40 | (i << 8)).collect();
+        let mut slots = Vec::new();
+        for &fp in &fps {
+            slots.push(t.insert(dev(fp)).map_err(|_| ()).unwrap_or(u32::MAX));
+        }
+        for (fp, s) in fps.iter().zip(&slots) {
+            assert_eq!(t.find(*fp), Some(*s));
+        }
+        for (i, (fp, s)) in fps.iter().zip(&slots).enumerate() {
+            if i % 3 == 0 {
+                t.remove(*s);
+                assert_eq!(t.find(*fp), None);
+            }
+        }
+        for (i, (fp, s)) in fps.iter().zip(&slots).enumerate() {
+            if i % 3 != 0 {
+                assert_eq!(t.find(*fp), Some(*s), "lost {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn full_table_hands_the_device_back() {
+        let mut t = Table::new(2);
+        assert!(t.insert(dev(1)).is_ok());
+        assert!(t.insert(dev(2)).is_ok());
+        assert!(t.is_full());
+        assert!(matches!(t.insert(dev(3)), Err(d) if d.fp == 3));
+    }
+
+    #[test]
+    fn record_size_is_reported() {
+        // Kept honest in docs/benchmarks.md; fail loudly if it balloons.
+        assert!(
+            core::mem::size_of::<Device>() <= 224,
+            "{}",
+            core::mem::size_of::<Device>()
+        );
+    }
+}

@@ -1,0 +1,341 @@
+//! The engine loop: drives the sans-IO engine from the sources' channel and a timer, renders
+//! its events and hands them to the outbox writer.
+//!
+//! One task owns the [`Engine`]: it waits for whichever comes first — an input, the engine's
+//! next deadline ([`Engine::poll_timeout`]), a stats tick, or shutdown — feeds it, then drains
+//! [`Engine::poll_event`]. Time is an argument: a [`Clock`] supplies it (wall clock in service,
+//! tokio's paused clock in tests), and the loop clamps it so the engine never sees time go
+//! backwards (NTP steps, recordings with jitter).
+//!
+//! Two time modes:
+//! - [`TimeMode::Wall`]: live sources. Engine time is the clock; timers fire on the clock.
+//! - [`TimeMode::Source`]: replays at any speed. Engine time is the inputs' own timestamps;
+//!   timers due before an input run just before it, and when the inputs end the engine is
+//!   advanced by a configurable horizon so pending exits are emitted.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use footfall_engine::event::Event;
+use footfall_engine::time::Timestamp;
+use footfall_engine::Engine;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::cloudevents::{render_into, render_node_report, OutMessage, RenderCtx};
+use crate::metrics;
+use crate::source::SourceEvent;
+
+/// Where engine time comes from.
+pub trait Clock: Send + 'static {
+    /// Now, ms since the Unix epoch.
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's wall clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(crate::sink::writer::now_us() / 1000)
+    }
+}
+
+/// Wall time at creation plus tokio's elapsed time: follows `tokio::time::pause`/`advance` in
+/// tests.
+#[derive(Clone, Copy, Debug)]
+pub struct TokioClock {
+    origin: tokio::time::Instant,
+    origin_ms: u64,
+}
+
+impl TokioClock {
+    /// A clock reading `origin_ms` now.
+    pub fn starting_at(origin_ms: u64) -> Self {
+        Self { origin: tokio::time::Instant::now(), origin_ms }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Timestamp {
+        let el = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Timestamp(self.origin_ms.saturating_add(el))
+    }
+}
+
+/// How engine time advances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeMode {
+    /// Live: the clock.
+    Wall,
+    /// Replay: the inputs' timestamps; at the end, advance by `drain_ms` to flush timers.
+    Source {
+        /// How far past the last input to run timers when the inputs end.
+        drain_ms: u64,
+    },
+}
+
+/// What the loop did (returned when it ends).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunStats {
+    /// Inputs fed to the engine.
+    pub inputs: u64,
+    /// Engine events rendered and handed to the sink.
+    pub events: u64,
+    /// Events the renderer refused.
+    pub render_errors: u64,
+    /// Times time went backwards and was clamped.
+    pub clamped: u64,
+}
+
+/// The engine loop.
+pub struct Runtime<C: Clock> {
+    engine: Engine,
+    ctx: RenderCtx,
+    out: mpsc::Sender<OutMessage>,
+    clock: C,
+    mode: TimeMode,
+    last: Timestamp,
+    seq_high_water: Arc<AtomicU64>,
+    tap: Option<mpsc::Sender<OutMessage>>,
+    stats: RunStats,
+    scratch: OutMessage,
+    last_engine_stats: footfall_engine::EngineStats,
+}
+
+impl<C: Clock> std::fmt::Debug for Runtime<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("mode", &self.mode).field("last", &self.last).field("stats", &self.stats).finish()
+    }
+}
+
+impl<C: Clock> Runtime<C> {
+    /// A loop around `engine` rendering with `ctx` into `out`.
+    pub fn new(engine: Engine, ctx: RenderCtx, out: mpsc::Sender<OutMessage>, clock: C, mode: TimeMode) -> Self {
+        let seq = engine.last_seq();
+        Self {
+            engine,
+            ctx,
+            out,
+            clock,
+            mode,
+            last: Timestamp(0),
+            seq_high_water: Arc::new(AtomicU64::new(seq)),
+            tap: None,
+            stats: RunStats::default(),
+            scratch: OutMessage::default(),
+            last_engine_stats: Default::default(),
+        }
+    }
+
+    /// The engine sequence number of the last event handed to the sink (the outbox persists it
+    /// so that event ids stay unique across restarts).
+    pub fn seq_high_water(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.seq_high_water)
+    }
+
+    /// Also copy every rendered message here, without waiting (the demo console); messages the
+    /// tap cannot take are dropped from the tap only.
+    pub fn with_tap(mut self, tap: mpsc::Sender<OutMessage>) -> Self {
+        self.tap = Some(tap);
+        self
+    }
+
+    fn clamp(&mut self, t: Timestamp) -> Timestamp {
+        if t < self.last {
+            self.stats.clamped += 1;
+            metrics::clock_clamped();
+            self.last
+        } else {
+            self.last = t;
+            t
+        }
+    }
+
+    fn now(&mut self) -> Timestamp {
+        let t = self.clock.now();
+        self.clamp(t)
+    }
+
+    async fn emit(&mut self, msg: OutMessage) -> bool {
+        if let Some(tap) = &self.tap {
+            let _ = tap.try_send(msg.clone());
+        }
+        match self.out.try_send(msg) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(msg)) => {
+                // Back-pressure: the writer is behind (a slow disk). Wait rather than drop;
+                // the sources' bounded channel then fills and they count their drops.
+                metrics::runtime_channel_full();
+                self.out.send(msg).await.is_ok()
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+
+    async fn drain_events(&mut self) -> bool {
+        while let Some(ev) = self.engine.poll_event() {
+            if !self.render_and_emit(&ev).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn render_and_emit(&mut self, ev: &Event) -> bool {
+        metrics::engine_event(ev.kind.name());
+        let mut msg = std::mem::take(&mut self.scratch);
+        match render_into(ev, &self.ctx, &mut msg) {
+            Ok(()) => {
+                self.seq_high_water.fetch_max(ev.seq, Ordering::Relaxed);
+                self.stats.events += 1;
+                self.emit(msg).await
+            }
+            Err(e) => {
+                self.stats.render_errors += 1;
+                tracing::error!(error = %e, "cannot render engine event");
+                self.scratch = msg;
+                true
+            }
+        }
+    }
+
+    async fn on_source_event(&mut self, ev: SourceEvent) -> bool {
+        match ev {
+            SourceEvent::Input { at, source, input } => {
+                self.stats.inputs += 1;
+                let node = match &input {
+                    footfall_engine::input::Input::Sighting(s) => Some(s.node),
+                    footfall_engine::input::Input::Wearable(w) => Some(w.node),
+                    footfall_engine::input::Input::NodeAlive { node } => Some(*node),
+                    _ => None,
+                };
+                metrics::sighting(source, node);
+                let now = match self.mode {
+                    TimeMode::Wall => {
+                        let _ = at;
+                        self.now()
+                    }
+                    TimeMode::Source { .. } => {
+                        let t = self.clamp(at);
+                        if self.engine.poll_timeout().is_some_and(|d| d <= t) {
+                            self.engine.handle_timeout(t);
+                        }
+                        t
+                    }
+                };
+                self.engine.handle(now, input);
+                true
+            }
+            SourceEvent::Rejected { source, node, reason } => {
+                metrics::rejected(source, node, reason);
+                true
+            }
+            SourceEvent::NodeReport { at, node, health } => {
+                metrics::node_report(node, health);
+                let at = match self.mode {
+                    TimeMode::Wall => self.now(),
+                    TimeMode::Source { .. } => at,
+                };
+                let msg = render_node_report(&self.ctx, node, &health, at);
+                self.emit(msg).await
+            }
+            SourceEvent::ScannerRestarted { source, adapter } => {
+                metrics::scanner_restarted(source, &adapter);
+                tracing::warn!(source, adapter = %adapter, "BLE scan restarted by the watchdog");
+                true
+            }
+        }
+    }
+
+    fn export_engine_stats(&mut self) {
+        let s = self.engine.stats();
+        metrics::devices_tracked(s.devices_tracked);
+        let ev = s.evictions_stale + s.evictions_capacity;
+        let prev = self.last_engine_stats.evictions_stale + self.last_engine_stats.evictions_capacity;
+        metrics::evictions(ev.saturating_sub(prev));
+        self.last_engine_stats = s;
+    }
+
+    /// Runs until every source sender is gone (inputs ended), `shutdown` is cancelled, or the
+    /// sink is gone. Dropping the returned runtime's sender lets the writer finish.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<SourceEvent>, shutdown: CancellationToken) -> RunStats {
+        let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
+        stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut inputs_done = false;
+        loop {
+            let sleep_for = match (self.mode, self.engine.poll_timeout()) {
+                (TimeMode::Wall, Some(deadline)) => {
+                    let now = self.clock.now();
+                    Some(Duration::from_millis(deadline.since(now)))
+                }
+                _ => None,
+            };
+            let timer = async {
+                match sleep_for {
+                    Some(d) => tokio::time::sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let alive = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                ev = rx.recv() => match ev {
+                    Some(ev) => {
+                        let mut ok = self.on_source_event(ev).await;
+                        // Take a burst without re-arming the timer each time.
+                        for _ in 0..256 {
+                            if !ok {
+                                break;
+                            }
+                            match rx.try_recv() {
+                                Ok(ev) => ok = self.on_source_event(ev).await,
+                                Err(_) => break,
+                            }
+                        }
+                        ok
+                    }
+                    None => {
+                        inputs_done = true;
+                        false
+                    }
+                },
+                _ = timer => {
+                    let now = self.now();
+                    self.engine.handle_timeout(now);
+                    true
+                }
+                _ = stats_tick.tick() => {
+                    self.export_engine_stats();
+                    true
+                }
+            };
+            if !self.drain_events().await || !alive {
+                break;
+            }
+        }
+        if inputs_done {
+            if let TimeMode::Source { drain_ms } = self.mode {
+                // Let the engine close what it can: exits after the grace period, etc.
+                let end = self.last.plus_millis(drain_ms);
+                let mut t = self.last;
+                while let Some(d) = self.engine.poll_timeout() {
+                    if d > end || d < t {
+                        break;
+                    }
+                    t = d;
+                    self.engine.handle_timeout(d);
+                    if !self.drain_events().await {
+                        break;
+                    }
+                }
+                self.last = t;
+            }
+        }
+        let _ = self.drain_events().await;
+        self.export_engine_stats();
+        self.stats
+    }
+}

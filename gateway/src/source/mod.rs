@@ -1,0 +1,83 @@
+//! Sources: everything that feeds the engine (BLE, MQTT uplink, replay, simulator).
+//!
+//! CONTRACT (see docs/TEAM-NOTES.md): every source implements [`Source`] and sends
+//! [`SourceEvent`]s into a bounded channel owned by the runtime. A source that finds the
+//! channel full counts the drop (it never blocks its radio or socket for long).
+
+use footfall_engine::input::Input;
+use footfall_engine::time::Timestamp;
+use footfall_proto::frame::{NodeHealth, NodeId};
+use futures::future::BoxFuture;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub mod ble;
+pub mod frames;
+pub mod replay;
+pub mod simulator;
+pub mod uplink;
+
+/// What a source tells the runtime.
+#[derive(Debug, Clone)]
+pub enum SourceEvent {
+    /// Something the engine should see.
+    Input {
+        /// When it was observed (wall clock, ms since the Unix epoch).
+        at: Timestamp,
+        /// Source name (metrics label).
+        source: &'static str,
+        /// The input.
+        input: Input,
+    },
+    /// A frame or message refused (metrics label `reason`, e.g. "bad_mac", "replayed",
+    /// "malformed", "unknown_node", "truncated", "version", "oversized", "rate_limited").
+    Rejected {
+        /// Source name.
+        source: &'static str,
+        /// The node, when the frame named one.
+        node: Option<NodeId>,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A node report verified (node health for metrics and `nodes/{node}/status`).
+    NodeReport {
+        /// When.
+        at: Timestamp,
+        /// Which node.
+        node: NodeId,
+        /// What it says about itself.
+        health: NodeHealth,
+    },
+    /// The BLE watchdog restarted a scan.
+    ScannerRestarted {
+        /// Source name.
+        source: &'static str,
+        /// Adapter name (e.g. `hci0`).
+        adapter: String,
+    },
+}
+
+/// A producer of [`SourceEvent`]s.
+pub trait Source: Send + 'static {
+    /// Name used in logs and metric labels.
+    fn name(&self) -> &'static str;
+    /// Runs until `shutdown` is cancelled or a fatal error; sends into a bounded channel.
+    fn run(
+        self: Box<Self>,
+        tx: mpsc::Sender<SourceEvent>,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, anyhow::Result<()>>;
+}
+
+/// Sends `ev` without waiting; returns `false` (and the caller counts a drop) when the
+/// runtime's channel is full or closed. Sources whose input cannot wait (radios) use this.
+pub fn try_send_counted(tx: &mpsc::Sender<SourceEvent>, ev: SourceEvent) -> bool {
+    match tx.try_send(ev) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            crate::metrics::source_channel_full();
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}

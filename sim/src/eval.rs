@@ -1,0 +1,874 @@
+//! The quality harness: replay a recording with ground truth through the engine and score it.
+//!
+//! # Definitions
+//!
+//! - **Identity**: one advertising identity of one simulated device, from its `device` line
+//!   until the next `device` line of the same device (address rotation) or until its carrier
+//!   leaves. A phone whose address rotates is a new identity: the engine cannot link the two
+//!   addresses, so neither can be blamed for the other.
+//! - **Engine person of an identity**: the [`PersonId`] the engine gives the identity's
+//!   evidence. It is a keyed hash we cannot compute outside the engine, so the harness asks a
+//!   private *probe* engine with the same privacy policy: it feeds the probe a strong sighting of
+//!   the evidence at the identity's start time and reads the person from the probe's enter
+//!   event. (A direct `Engine::person_id(evidence, now)` hook would make this cheaper.)
+//! - **Visit**: a maximal stretch of one identity's ground truth in one zone (`truth` lines, one
+//!   per second). It starts at the first second in the zone (or when the identity appears) and
+//!   ends at the first second elsewhere (or when the identity ends).
+//! - **Session**: an engine `zone.enter` … `zone.exit` pair for one person and zone.
+//! - **Matching**: each session goes to the visit of the same identity and zone it overlaps
+//!   most (visits widened by the tolerances). A session that matches no visit is a **false
+//!   session**; a session of a person no identity maps to (e.g. an address flood) is
+//!   **unattributed**. A visit of at least `min_visit_s` that gets no session is a **missed
+//!   session**. Every session beyond the first on one visit is a **flap**.
+//! - **Enter latency**: first matched session's enter time − visit start (visits that began
+//!   before the recording or with the identity itself are excluded). **Exit latency**: last
+//!   matched session's exit time − visit end (only visits that ended, and sessions that exited).
+//! - **Zone accuracy**: over every `truth` second of every identity (after the first
+//!   `settle_s` of the recording), the fraction where the engine's zone for the identity (the
+//!   zone of its latest open session, or none) equals the true zone (none included).
+//! - **Campaigns**: a campaign *should fire* for an identity when the identity qualifies
+//!   (audience, device kind) and has a visit of the campaign's zone at least `min_dwell_s +
+//!   dwell_tolerance_s` long; it *should not* when every visit of that zone is shorter than
+//!   `min_dwell_s − dwell_tolerance_s` or the identity does not qualify. Pairs in between are
+//!   not scored, nor are campaigns with hours, days or engagement conditions.
+
+use crate::convert::{evidence, to_inputs};
+use crate::record::{DeviceRecord, KindHint, Record, SightingRecord};
+use crate::recording::{ReadError, RecordingReader, SkipCounts};
+use footfall_engine::config::{
+    Audience, EngineConfig, NodeConfig, Point, StoreLayout, ZoneConfig, ZoneShape,
+};
+use footfall_engine::event::{EventKind, PersonId, ZoneIdx};
+use footfall_engine::input::{DeviceEvidence, DeviceKind, Input, RssiObservation, Sighting};
+use footfall_engine::time::Timestamp;
+use footfall_engine::Engine;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::io::BufRead;
+
+/// Scoring knobs; the defaults are the ones the documented figures use.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EvalOptions {
+    /// Visits shorter than this are not expected to be detected (pass-bys), seconds.
+    pub min_visit_s: f64,
+    /// A session may start this much before its visit and still match it, seconds.
+    pub enter_tolerance_s: f64,
+    /// A session may end this much after its visit and still match it, seconds.
+    pub exit_tolerance_s: f64,
+    /// Zone accuracy ignores the first seconds of a recording (the engine starts cold).
+    pub settle_s: f64,
+    /// Campaign ground truth ignores visits within this many seconds of the campaign's
+    /// `min_dwell_s` (either side).
+    pub dwell_tolerance_s: f64,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        Self {
+            min_visit_s: 5.0,
+            enter_tolerance_s: 3.0,
+            exit_tolerance_s: 30.0,
+            settle_s: 10.0,
+            dwell_tolerance_s: 3.0,
+        }
+    }
+}
+
+/// Why an evaluation could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvalError {
+    /// The engine refused the layout or config.
+    #[error("engine config: {0}")]
+    Config(String),
+    /// The recording is bad.
+    #[error("recording: {0}")]
+    Read(#[from] ReadError),
+}
+
+/// p50 / p95 of a latency, milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Latency {
+    /// Samples.
+    pub n: u64,
+    /// Median, ms (nearest rank); `None` without samples.
+    pub p50_ms: Option<i64>,
+    /// 95th percentile, ms (nearest rank); `None` without samples.
+    pub p95_ms: Option<i64>,
+}
+
+impl Latency {
+    fn of(mut v: Vec<i64>) -> Self {
+        v.sort_unstable();
+        let rank = |p: f64| -> Option<i64> {
+            if v.is_empty() {
+                return None;
+            }
+            let i = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+            v.get(i).copied()
+        };
+        Self {
+            n: v.len() as u64,
+            p50_ms: rank(0.50),
+            p95_ms: rank(0.95),
+        }
+    }
+}
+
+/// How one campaign did against ground truth.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CampaignScore {
+    /// Campaign id.
+    pub id: String,
+    /// Whether the campaign was scored (no hours, days or engagement condition).
+    pub scored: bool,
+    /// Triggers emitted.
+    pub triggers: u64,
+    /// Identities for which it should have fired.
+    pub should_fire: u64,
+    /// …and did.
+    pub fired: u64,
+    /// …and did not.
+    pub missed: u64,
+    /// Identities for which it should not have fired but did.
+    pub should_not_have_fired: u64,
+}
+
+/// What `evaluate` measured. `Display` renders a table; `Serialize` gives `--json`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct EvalReport {
+    /// Store id (from the layout).
+    pub store: String,
+    /// Recording span, seconds.
+    pub seconds: f64,
+    /// Sighting lines replayed.
+    pub sightings: u64,
+    /// Identities in the ground truth.
+    pub identities: u64,
+    /// Identity-hours in the store (the flap-rate denominator).
+    pub device_hours: f64,
+    /// Scored zone samples (identity-seconds).
+    pub zone_samples: u64,
+    /// Fraction of zone samples where the engine agreed with the ground truth.
+    pub zone_accuracy: f64,
+    /// Enter latency.
+    pub enter_latency: Latency,
+    /// Exit latency.
+    pub exit_latency: Latency,
+    /// Visits long enough to be expected.
+    pub visits: u64,
+    /// Engine sessions (enters).
+    pub sessions: u64,
+    /// Expected visits with no session.
+    pub missed_sessions: u64,
+    /// Sessions of known identities that match no visit.
+    pub false_sessions: u64,
+    /// Sessions of persons that map to no identity (floods, unknown devices).
+    pub unattributed_sessions: u64,
+    /// Extra sessions on one visit.
+    pub flaps: u64,
+    /// Flaps per identity-hour.
+    pub flaps_per_device_hour: f64,
+    /// Sessions that never exited although their visit ended.
+    pub exits_missing: u64,
+    /// Per-campaign scores.
+    pub campaigns: Vec<CampaignScore>,
+    /// Identities the probe engine could not map to a person.
+    pub unmapped_identities: u64,
+    /// Recording lines skipped (lenient reading).
+    pub skipped: SkipCounts,
+    /// The options used.
+    pub options: EvalOptions,
+}
+
+impl EvalReport {
+    /// Whether the report meets the engine's quality floors (issue targets): zone accuracy ≥
+    /// 90 %, enter p95 ≤ 1.5 s, exit p95 ≤ 10 s, flaps ≤ 0.1 per device-hour.
+    pub fn meets_targets(&self) -> bool {
+        self.zone_accuracy >= 0.90
+            && self.enter_latency.p95_ms.is_some_and(|v| v <= 1_500)
+            && self.exit_latency.p95_ms.is_some_and(|v| v <= 10_000)
+            && self.flaps_per_device_hour <= 0.1
+    }
+}
+
+fn ms(v: Option<i64>) -> String {
+    v.map_or_else(|| "-".into(), |v| format!("{:.2} s", v as f64 / 1000.0))
+}
+
+impl fmt::Display for EvalReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let check = |ok: bool| if ok { "ok" } else { "MISS" };
+        writeln!(
+            f,
+            "store {}: {:.0} s, {} sightings, {} identities, {:.2} device-hours",
+            self.store, self.seconds, self.sightings, self.identities, self.device_hours
+        )?;
+        writeln!(
+            f,
+            "{:<28} {:>14} {:>10} {:>6}",
+            "metric", "value", "target", ""
+        )?;
+        writeln!(f, "{:-<62}", "")?;
+        writeln!(
+            f,
+            "{:<28} {:>13.1}% {:>10} {:>6}",
+            "zone accuracy",
+            self.zone_accuracy * 100.0,
+            ">= 90%",
+            check(self.zone_accuracy >= 0.9)
+        )?;
+        writeln!(
+            f,
+            "{:<28} {:>14} {:>10}",
+            "enter latency p50",
+            ms(self.enter_latency.p50_ms),
+            ""
+        )?;
+        writeln!(
+            f,
+            "{:<28} {:>14} {:>10} {:>6}",
+            "enter latency p95",
+            ms(self.enter_latency.p95_ms),
+            "<= 1.5 s",
+            check(self.enter_latency.p95_ms.is_some_and(|v| v <= 1500))
+        )?;
+        writeln!(
+            f,
+            "{:<28} {:>14} {:>10}",
+            "exit latency p50",
+            ms(self.exit_latency.p50_ms),
+            ""
+        )?;
+        writeln!(
+            f,
+            "{:<28} {:>14} {:>10} {:>6}",
+            "exit latency p95",
+            ms(self.exit_latency.p95_ms),
+            "<= 10 s",
+            check(self.exit_latency.p95_ms.is_some_and(|v| v <= 10_000))
+        )?;
+        writeln!(
+            f,
+            "{:<28} {:>14.3} {:>10} {:>6}",
+            "flaps per device-hour",
+            self.flaps_per_device_hour,
+            "<= 0.1",
+            check(self.flaps_per_device_hour <= 0.1)
+        )?;
+        writeln!(
+            f,
+            "{:<28} {:>14}",
+            "visits (expected sessions)", self.visits
+        )?;
+        writeln!(f, "{:<28} {:>14}", "engine sessions", self.sessions)?;
+        writeln!(f, "{:<28} {:>14}", "missed sessions", self.missed_sessions)?;
+        writeln!(f, "{:<28} {:>14}", "false sessions", self.false_sessions)?;
+        writeln!(
+            f,
+            "{:<28} {:>14}",
+            "unattributed sessions", self.unattributed_sessions
+        )?;
+        writeln!(f, "{:<28} {:>14}", "flaps", self.flaps)?;
+        writeln!(f, "{:<28} {:>14}", "exits missing", self.exits_missing)?;
+        if !self.campaigns.is_empty() {
+            writeln!(f)?;
+            writeln!(
+                f,
+                "{:<24} {:>8} {:>8} {:>6} {:>7} {:>11}",
+                "campaign", "triggers", "should", "fired", "missed", "should not"
+            )?;
+            for c in &self.campaigns {
+                if c.scored {
+                    writeln!(
+                        f,
+                        "{:<24} {:>8} {:>8} {:>6} {:>7} {:>11}",
+                        c.id, c.triggers, c.should_fire, c.fired, c.missed, c.should_not_have_fired
+                    )?;
+                } else {
+                    writeln!(f, "{:<24} {:>8} {:>8}", c.id, c.triggers, "not scored")?;
+                }
+            }
+        }
+        if self.skipped.total() > 0 {
+            writeln!(f, "\nlines {}", self.skipped)?;
+        }
+        if self.unmapped_identities > 0 {
+            writeln!(
+                f,
+                "identities the probe could not map: {}",
+                self.unmapped_identities
+            )?;
+        }
+        Ok(())
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+
+/// Finds the engine person of a device's evidence with a private probe engine (see the module
+/// docs): one node, one zone around it, the store's privacy policy.
+struct Probe {
+    engine: Engine,
+    now: u64,
+}
+
+impl Probe {
+    fn new(config: &EngineConfig) -> Result<Self, EvalError> {
+        let layout = StoreLayout {
+            store_id: "probe".into(),
+            width_m: 10.0,
+            depth_m: 10.0,
+            nodes: vec![NodeConfig {
+                id: 1,
+                name: String::new(),
+                position: Point { x: 5.0, y: 5.0 },
+                rssi_at_1m: -59.0,
+                path_loss_exponent: 2.0,
+            }],
+            zones: vec![ZoneConfig {
+                id: "probe".into(),
+                name: String::new(),
+                kind: Default::default(),
+                shape: ZoneShape::NodeRadius {
+                    node: 1,
+                    radius_m: 5.0,
+                },
+                dwell_milestones_s: None,
+            }],
+        };
+        let mut cfg = EngineConfig {
+            privacy: config.privacy.clone(),
+            ..EngineConfig::default()
+        };
+        cfg.occupancy.period_s = 0;
+        cfg.limits.max_devices = 4096;
+        let engine = Engine::new(layout, cfg)
+            .map_err(|p| EvalError::Config(format!("probe engine: {}", problems(&p))))?;
+        Ok(Self { engine, now: 0 })
+    }
+
+    fn person(&mut self, device: DeviceEvidence, kind: DeviceKind, at: u64) -> Option<PersonId> {
+        self.now = self.now.max(at);
+        for _ in 0..50 {
+            let now = Timestamp(self.now);
+            self.engine.handle(
+                now,
+                Input::Sighting(Sighting {
+                    node: 1,
+                    device,
+                    kind,
+                    rssi: RssiObservation::single(-45),
+                    tx_power_dbm: None,
+                }),
+            );
+            if self.engine.poll_timeout().is_some_and(|t| t <= now) {
+                self.engine.handle_timeout(now);
+            }
+            let mut found = None;
+            while let Some(ev) = self.engine.poll_event() {
+                if let EventKind::ZoneEnter(p) = &ev.kind {
+                    found = Some(p.person);
+                }
+            }
+            self.now += 100;
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+}
+
+#[derive(Debug)]
+struct IdentityTruth {
+    kind: KindHint,
+    opted_in: bool,
+    from: u64,
+    to: Option<u64>,
+    engine_person: Option<PersonId>,
+    /// Current visit: zone (None = no zone) and start.
+    current: Option<(Option<ZoneIdx>, u64)>,
+    visits: Vec<Visit>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Visit {
+    zone: ZoneIdx,
+    start: u64,
+    end: Option<u64>,
+    /// Started when the identity (or the recording) started: no enter latency.
+    started_with_identity: bool,
+    sessions: u32,
+    first_enter: Option<u64>,
+    last_exit: Option<Option<u64>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Session {
+    person: PersonId,
+    zone: ZoneIdx,
+    enter: u64,
+    exit: Option<u64>,
+}
+
+/// Replay `records` (ground truth included) through an engine built from `layout` and
+/// `engine_config` and score it with the default [`EvalOptions`].
+pub fn evaluate(
+    layout: &StoreLayout,
+    engine_config: &EngineConfig,
+    records: impl IntoIterator<Item = Record>,
+) -> Result<EvalReport, EvalError> {
+    evaluate_with(
+        layout,
+        engine_config,
+        records.into_iter().map(Ok),
+        &EvalOptions::default(),
+    )
+}
+
+/// [`evaluate`] over a [`RecordingReader`]: read errors stop the evaluation (strict reader) and
+/// the reader's skip counts (lenient reader) land in the report.
+pub fn evaluate_recording<R: BufRead>(
+    layout: &StoreLayout,
+    engine_config: &EngineConfig,
+    reader: &mut RecordingReader<R>,
+    options: &EvalOptions,
+) -> Result<EvalReport, EvalError> {
+    let mut report = evaluate_with(layout, engine_config, reader.by_ref(), options)?;
+    report.skipped = reader.skipped();
+    Ok(report)
+}
+
+/// [`evaluate`] with explicit options, over fallible records.
+pub fn evaluate_with(
+    layout: &StoreLayout,
+    engine_config: &EngineConfig,
+    records: impl IntoIterator<Item = Result<Record, ReadError>>,
+    options: &EvalOptions,
+) -> Result<EvalReport, EvalError> {
+    let mut engine = Engine::new(layout.clone(), engine_config.clone())
+        .map_err(|p| EvalError::Config(problems(&p)))?;
+    let mut probe = Probe::new(engine_config)?;
+    let zone_of = |id: &str| {
+        layout
+            .zones
+            .iter()
+            .position(|z| z.id == id)
+            .map(|i| ZoneIdx(i as u16))
+    };
+
+    let mut ids: Vec<IdentityTruth> = Vec::new();
+    let mut id_by_device: HashMap<u32, usize> = HashMap::new();
+    let mut ids_by_person: HashMap<u32, Vec<usize>> = HashMap::new();
+    let mut id_by_engine: HashMap<PersonId, usize> = HashMap::new();
+    let mut sessions: Vec<Session> = Vec::new();
+    let mut open: HashMap<(PersonId, ZoneIdx), usize> = HashMap::new();
+    let mut latest_open: HashMap<PersonId, Vec<usize>> = HashMap::new();
+    let mut triggers: Vec<(u16, PersonId)> = Vec::new();
+    let mut report = EvalReport {
+        store: layout.store_id.clone(),
+        options: options.clone(),
+        ..Default::default()
+    };
+    let (mut first_t, mut last_t) = (None::<u64>, 0u64);
+    let (mut hits, mut samples) = (0u64, 0u64);
+
+    let drain = |engine: &mut Engine,
+                 sessions: &mut Vec<Session>,
+                 open: &mut HashMap<(PersonId, ZoneIdx), usize>,
+                 latest_open: &mut HashMap<PersonId, Vec<usize>>,
+                 triggers: &mut Vec<(u16, PersonId)>| {
+        while let Some(ev) = engine.poll_event() {
+            let t = ev.time.0;
+            match &ev.kind {
+                EventKind::ZoneEnter(p) => {
+                    let i = sessions.len();
+                    sessions.push(Session {
+                        person: p.person,
+                        zone: p.zone,
+                        enter: t,
+                        exit: None,
+                    });
+                    open.insert((p.person, p.zone), i);
+                    latest_open.entry(p.person).or_default().push(i);
+                }
+                EventKind::ZoneExit { presence: p, .. } => {
+                    if let Some(i) = open.remove(&(p.person, p.zone)) {
+                        if let Some(s) = sessions.get_mut(i) {
+                            s.exit = Some(t);
+                        }
+                        if let Some(v) = latest_open.get_mut(&p.person) {
+                            v.retain(|&j| j != i);
+                        }
+                    }
+                }
+                EventKind::CampaignTrigger {
+                    campaign, person, ..
+                } => triggers.push((campaign.0, *person)),
+                _ => {}
+            }
+        }
+    };
+
+    for record in records {
+        let record = record?;
+        let Some(t) = record.time() else { continue };
+        first_t.get_or_insert(t);
+        // Timers due before this record.
+        let mut guard = 0;
+        while let Some(due) = engine.poll_timeout() {
+            if due.0 > t || guard > 10_000 {
+                break;
+            }
+            engine.handle_timeout(Timestamp(due.0.max(last_t)));
+            drain(
+                &mut engine,
+                &mut sessions,
+                &mut open,
+                &mut latest_open,
+                &mut triggers,
+            );
+            guard += 1;
+        }
+        last_t = last_t.max(t);
+        match record {
+            Record::Sighting(s) => {
+                report.sightings += 1;
+                replay_sighting(&mut engine, &s);
+                drain(
+                    &mut engine,
+                    &mut sessions,
+                    &mut open,
+                    &mut latest_open,
+                    &mut triggers,
+                );
+            }
+            Record::Device(d) => {
+                let idx = ids.len();
+                if let Some(&prev) = id_by_device.get(&d.device) {
+                    close_identity(&mut ids[prev], t);
+                }
+                let engine_person = device_evidence(&d)
+                    .and_then(|ev| probe.person(ev, crate::convert::device_kind(Some(d.kind)), t));
+                if let Some(p) = engine_person {
+                    id_by_engine.insert(p, idx);
+                }
+                ids.push(IdentityTruth {
+                    kind: d.kind,
+                    opted_in: d.opted_in,
+                    from: t,
+                    to: None,
+                    engine_person,
+                    current: None,
+                    visits: Vec::new(),
+                });
+                id_by_device.insert(d.device, idx);
+                let v = ids_by_person.entry(d.person).or_default();
+                v.retain(|&i| ids[i].to.is_none());
+                v.push(idx);
+            }
+            Record::Truth(g) => {
+                let zone = g.zone.as_deref().and_then(zone_of);
+                let Some(list) = ids_by_person.get(&g.person) else {
+                    continue;
+                };
+                let settled = first_t.is_some_and(|f| t >= f + (options.settle_s * 1000.0) as u64);
+                for &i in list {
+                    let idt = &mut ids[i];
+                    if idt.to.is_some() {
+                        continue;
+                    }
+                    if settled && !g.left {
+                        samples += 1;
+                        let engine_zone = idt
+                            .engine_person
+                            .and_then(|p| latest_open.get(&p))
+                            .and_then(|v| v.last())
+                            .and_then(|&s| sessions.get(s))
+                            .map(|s| s.zone);
+                        if engine_zone == zone {
+                            hits += 1;
+                        }
+                    }
+                    if g.left {
+                        close_identity(idt, t);
+                        continue;
+                    }
+                    match idt.current {
+                        Some((z, _)) if z == zone => {}
+                        Some((z, start)) => {
+                            if let Some(z) = z {
+                                idt.visits
+                                    .push(Visit::new(z, start, Some(t), start == idt.from));
+                            }
+                            idt.current = Some((zone, t));
+                        }
+                        None => {
+                            idt.current =
+                                Some((zone, if t <= idt.from + 1000 { idt.from } else { t }))
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // Close the books at the last record: open visits and sessions stay open-ended.
+    for idt in &mut ids {
+        if let Some((Some(z), start)) = idt.current.take() {
+            idt.visits
+                .push(Visit::new(z, start, None, start == idt.from));
+        }
+    }
+    let start = first_t.unwrap_or(0);
+    report.seconds = last_t.saturating_sub(start) as f64 / 1000.0;
+    report.identities = ids.len() as u64;
+    report.unmapped_identities = ids.iter().filter(|i| i.engine_person.is_none()).count() as u64;
+    report.device_hours = ids
+        .iter()
+        .map(|i| i.to.unwrap_or(last_t).saturating_sub(i.from) as f64)
+        .sum::<f64>()
+        / 3_600_000.0;
+    report.zone_samples = samples;
+    report.zone_accuracy = if samples == 0 {
+        0.0
+    } else {
+        hits as f64 / samples as f64
+    };
+    report.sessions = sessions.len() as u64;
+
+    // Match sessions to visits.
+    let enter_tol = (options.enter_tolerance_s * 1000.0) as u64;
+    let exit_tol = (options.exit_tolerance_s * 1000.0) as u64;
+    for s in &sessions {
+        let Some(&i) = id_by_engine.get(&s.person) else {
+            report.unattributed_sessions += 1;
+            continue;
+        };
+        let s_end = s.exit.unwrap_or(last_t);
+        let best = ids[i]
+            .visits
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| v.zone == s.zone)
+            .filter_map(|(k, v)| {
+                let v_end = v.end.unwrap_or(last_t);
+                let lo = v.start.saturating_sub(enter_tol).max(s.enter);
+                let hi = (v_end + exit_tol).min(s_end);
+                (hi >= lo).then(|| (k, s_end.min(v_end) as i64 - s.enter.max(v.start) as i64))
+            })
+            .max_by_key(|&(k, overlap)| (overlap, std::cmp::Reverse(k)));
+        match best {
+            None => report.false_sessions += 1,
+            Some((k, _)) => {
+                let v = &mut ids[i].visits[k];
+                v.sessions += 1;
+                if v.first_enter.is_none_or(|e| s.enter < e) {
+                    v.first_enter = Some(s.enter);
+                }
+                v.last_exit = Some(match (v.last_exit, s.exit) {
+                    (Some(Some(a)), Some(b)) => Some(a.max(b)),
+                    (Some(None), _) | (_, None) => None,
+                    (None, e) => e,
+                });
+            }
+        }
+    }
+    let (mut enter, mut exit) = (Vec::new(), Vec::new());
+    let min_visit = (options.min_visit_s * 1000.0) as u64;
+    for idt in &ids {
+        for v in &idt.visits {
+            report.flaps += u64::from(v.sessions.saturating_sub(1));
+            let long = v.end.unwrap_or(last_t).saturating_sub(v.start) >= min_visit;
+            if long && v.end.is_some_and(|e| e > v.start) || long && v.end.is_none() {
+                report.visits += 1;
+                if v.sessions == 0 {
+                    report.missed_sessions += 1;
+                }
+            }
+            if !long || v.sessions == 0 {
+                continue;
+            }
+            if let (false, Some(e)) = (v.started_with_identity, v.first_enter) {
+                enter.push(e as i64 - v.start as i64);
+            }
+            if let Some(end) = v.end {
+                match v.last_exit {
+                    Some(Some(x)) => exit.push(x as i64 - end as i64),
+                    Some(None) if last_t > end + exit_tol => report.exits_missing += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+    report.enter_latency = Latency::of(enter);
+    report.exit_latency = Latency::of(exit);
+    report.flaps_per_device_hour = if report.device_hours > 0.0 {
+        report.flaps as f64 / report.device_hours
+    } else {
+        0.0
+    };
+    report.campaigns = score_campaigns(
+        layout,
+        engine_config,
+        &ids,
+        &id_by_engine,
+        &triggers,
+        options,
+    );
+    Ok(report)
+}
+
+fn problems(p: &[footfall_engine::config::ConfigProblem]) -> String {
+    p.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Visit {
+    fn new(zone: ZoneIdx, start: u64, end: Option<u64>, started_with_identity: bool) -> Self {
+        Self {
+            zone,
+            start,
+            end,
+            started_with_identity,
+            sessions: 0,
+            first_enter: None,
+            last_exit: None,
+        }
+    }
+}
+
+fn close_identity(idt: &mut IdentityTruth, t: u64) {
+    if idt.to.is_some() {
+        return;
+    }
+    idt.to = Some(t);
+    if let Some((Some(z), start)) = idt.current.take() {
+        idt.visits
+            .push(Visit::new(z, start, Some(t), start == idt.from));
+    }
+}
+
+fn replay_sighting(engine: &mut Engine, s: &SightingRecord) {
+    let (now, inputs) = to_inputs(s);
+    for input in inputs {
+        engine.handle(now, input);
+    }
+}
+
+/// The evidence a `device` ground-truth line's identity shows the engine (best first, like
+/// [`evidence`] does for sightings).
+fn device_evidence(d: &DeviceRecord) -> Option<DeviceEvidence> {
+    let s = SightingRecord {
+        t: d.t,
+        node: 0,
+        addr: Some(d.addr),
+        addr_type: Some(d.addr_type),
+        kind: Some(d.kind),
+        rssi: 0,
+        stats: None,
+        tx_power: None,
+        ibeacon: d.ibeacon,
+        altbeacon: None,
+        eddystone_uid: d.eddystone_uid,
+        eid: None,
+        short_hash: None,
+        hr: None,
+        adv: None,
+    };
+    evidence(&s)
+}
+
+fn score_campaigns(
+    layout: &StoreLayout,
+    config: &EngineConfig,
+    ids: &[IdentityTruth],
+    id_by_engine: &HashMap<PersonId, usize>,
+    triggers: &[(u16, PersonId)],
+    options: &EvalOptions,
+) -> Vec<CampaignScore> {
+    let tol = (options.dwell_tolerance_s * 1000.0) as u64;
+    let last_end = ids
+        .iter()
+        .flat_map(|i| i.visits.iter())
+        .filter_map(|v| v.end)
+        .max()
+        .unwrap_or(0);
+    config
+        .campaigns
+        .iter()
+        .enumerate()
+        .map(|(ci, c)| {
+            let mut score = CampaignScore {
+                id: c.id.clone(),
+                ..Default::default()
+            };
+            let fired: HashSet<usize> = triggers
+                .iter()
+                .filter(|(k, _)| usize::from(*k) == ci)
+                .filter_map(|(_, p)| id_by_engine.get(p).copied())
+                .collect();
+            score.triggers = triggers
+                .iter()
+                .filter(|(k, _)| usize::from(*k) == ci)
+                .count() as u64;
+            score.scored = c.hours.is_none() && c.days.is_empty() && c.engagement.is_none();
+            if !score.scored {
+                return score;
+            }
+            let zone = layout
+                .zones
+                .iter()
+                .position(|z| z.id == c.zone)
+                .map(|i| ZoneIdx(i as u16));
+            let need = u64::from(c.min_dwell_s) * 1000;
+            for (i, idt) in ids.iter().enumerate() {
+                let kind = crate::convert::device_kind(Some(idt.kind));
+                let qualifies = (c.audience == Audience::Anyone || idt.opted_in)
+                    && (c.device_kinds.is_empty() || c.device_kinds.contains(&kind));
+                let longest = idt
+                    .visits
+                    .iter()
+                    .filter(|v| Some(v.zone) == zone)
+                    .map(|v| {
+                        v.end
+                            .unwrap_or(last_end.max(v.start))
+                            .saturating_sub(v.start)
+                    })
+                    .max()
+                    .unwrap_or(0);
+                let should = qualifies && longest >= need + tol;
+                let should_not = !qualifies || longest + tol < need;
+                let did = fired.contains(&i);
+                if should {
+                    score.should_fire += 1;
+                    if did {
+                        score.fired += 1;
+                    } else {
+                        score.missed += 1;
+                    }
+                } else if should_not && did {
+                    score.should_not_have_fired += 1;
+                }
+            }
+            score
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let l = Latency::of((1..=100).collect());
+        assert_eq!((l.p50_ms, l.p95_ms, l.n), (Some(50), Some(95), 100));
+        assert_eq!(Latency::of(vec![]).p95_ms, None);
+        assert_eq!(Latency::of(vec![7]).p50_ms, Some(7));
+    }
+}

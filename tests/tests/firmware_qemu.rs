@@ -1,0 +1,145 @@
+//! Firmware on an emulated Cortex-M4 → the gateway's frame verification.
+//!
+//! Builds and runs `firmware/qemu` (the anchor role over the checked-in recording, on QEMU
+//! `mps2-an386`), collects the `FRAME <hex>` lines it prints over semihosting, and checks that
+//! every frame verifies with the gateway's path (`footfall_proto::frame::verify_frame`, the test
+//! node key, strictly increasing counters) and that the decoded sightings are exactly the
+//! aggregation of the recorded advertisements, computed here on the host with the firmware's
+//! own table over the same bytes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use footfall_firmware::observe::observe;
+use footfall_firmware::recording::{Recording, TEST_NODE_ID, TEST_NODE_KEY, WINDOW_MS};
+use footfall_firmware::table::SightingTable;
+use footfall_proto::frame::{verify_frame, DeviceRef, NodeReport, SightingRecord, WearableRecord};
+
+const TARGET: &str = "thumbv7em-none-eabihf";
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn require_tools() {
+    let qemu = Command::new("qemu-system-arm").arg("--version").output();
+    assert!(
+        qemu.as_ref().is_ok_and(|o| o.status.success()),
+        "qemu-system-arm is not installed: run scripts/test (scripts/setup.sh test installs it), \
+         or apt-get install qemu-system-arm"
+    );
+    let targets = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output();
+    if let Ok(out) = targets {
+        // Without rustup (a distro toolchain) the build below reports a missing target itself.
+        assert!(
+            String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == TARGET),
+            "Rust target {TARGET} is missing: run scripts/test (scripts/setup.sh test adds it), \
+             or rustup target add {TARGET}"
+        );
+    }
+}
+
+/// Builds and runs the QEMU firmware; its stdout.
+fn run_firmware() -> String {
+    require_tools();
+    let root = repo_root();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(root.join("firmware/qemu"))
+        .args(["run", "--release", "--locked", "--quiet"])
+        .env("CARGO_TARGET_DIR", root.join("target/firmware-qemu"))
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .output()
+        .expect("spawn cargo for firmware/qemu");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "firmware/qemu failed ({}).\nstdout:\n{stdout}\nstderr:\n{}\n(run scripts/test to install \
+         qemu-system-arm and the {TARGET} target)",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// What the gateway should decode, window by window: the firmware's own table over the
+/// recording, keyed by the window's end (the frames' `node_time_ms`).
+fn expected() -> BTreeMap<u32, (Vec<SightingRecord>, Vec<(DeviceRef, WearableRecord)>)> {
+    let mut windows: BTreeMap<u32, SightingTable<128>> = BTreeMap::new();
+    for (t, report) in Recording::builtin() {
+        let end = (t / WINDOW_MS + 1) * WINDOW_MS;
+        windows
+            .entry(end)
+            .or_default()
+            .record(&report, &observe(report.data));
+    }
+    windows
+        .into_iter()
+        .map(|(end, table)| {
+            let recs: Vec<_> = table.records().collect();
+            let sightings = recs.iter().map(|r| r.sighting).collect();
+            let wearables = recs
+                .iter()
+                .filter_map(|r| r.wearable(0).map(|w| (r.sighting.device, w)))
+                .collect();
+            (end, (sightings, wearables))
+        })
+        .collect()
+}
+
+#[test]
+fn qemu_frames_verify_and_carry_the_recorded_sightings() {
+    let stdout = run_firmware();
+    assert!(
+        stdout.lines().any(|l| l.starts_with("DONE ")),
+        "no DONE line:\n{stdout}"
+    );
+
+    let mut last = None;
+    let mut reports: Vec<NodeReport> = Vec::new();
+    for line in stdout.lines().filter_map(|l| l.strip_prefix("FRAME ")) {
+        let bytes = hex::decode(line.trim()).expect("frame line is hex");
+        let report = verify_frame(&bytes, &TEST_NODE_KEY, last)
+            .unwrap_or_else(|e| panic!("frame {} rejected: {e}", reports.len()));
+        assert_eq!(report.header.node_id, TEST_NODE_ID);
+        last = Some(report.header.counter);
+        reports.push(report);
+    }
+    assert!(reports.len() >= 3, "only {} frames", reports.len());
+
+    let mut actual: BTreeMap<u32, (Vec<SightingRecord>, Vec<(DeviceRef, WearableRecord)>)> =
+        BTreeMap::new();
+    for r in &reports {
+        assert_eq!(r.health.dropped_sightings, 0);
+        assert_eq!(r.health.dropped_frames, 0);
+        let (s, w) = actual.entry(r.header.node_time_ms).or_default();
+        for wear in &r.wearables {
+            let device = r.sightings[usize::from(wear.sighting_index)].device;
+            w.push((device, WearableRecord { sighting_index: 0, ..*wear }));
+        }
+        s.extend(r.sightings.iter().copied());
+    }
+
+    let expected = expected();
+    assert_eq!(
+        actual.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "windows"
+    );
+    for (end, (sightings, wearables)) in &expected {
+        let (got_s, got_w) = &actual[end];
+        assert_eq!(got_s, sightings, "sightings of the window ending at {end} ms");
+        assert_eq!(got_w, wearables, "wearables of the window ending at {end} ms");
+    }
+    // The scene has beacons, tags and wearables: the check is not vacuous.
+    let all: Vec<_> = expected.values().flat_map(|(s, _)| s).collect();
+    assert!(all.iter().any(|s| matches!(s.device, DeviceRef::IBeacon { .. })));
+    assert!(all.iter().any(|s| matches!(s.device, DeviceRef::EddystoneUid { .. })));
+    assert!(all.iter().any(|s| matches!(s.device, DeviceRef::TagEid { .. })));
+    assert!(expected.values().all(|(_, w)| w.len() >= 6));
+}
