@@ -43,7 +43,8 @@ const BATCH: usize = 10_000;
 
 fn setup(devices: usize) -> (Engine, Traffic) {
     let mut traffic = Traffic::new(devices, 0x5eed + devices as u64);
-    let mut engine = Engine::new(traffic.layout().clone(), big_config(devices)).unwrap_or_else(|p| panic!("{p:?}"));
+    let mut engine = Engine::new(traffic.layout().clone(), big_config(devices))
+        .unwrap_or_else(|p| panic!("{p:?}"));
     traffic.warm_up(&mut engine);
     (engine, traffic)
 }

@@ -159,6 +159,12 @@ pub struct PresenceConfig {
     pub enter_n: u8,
     /// Evaluation window for confirmation (at most 16).
     pub enter_m: u8,
+    /// With a session open, another zone (or "outside") must win `switch_n` of the last
+    /// `switch_m` evaluations before the device is moved: slower than a first enter, because
+    /// boundary noise is the main source of flapping.
+    pub switch_n: u8,
+    /// Evaluation window for switching zones (at most 16).
+    pub switch_m: u8,
     /// How often a device's zone is re-evaluated while it is heard, milliseconds.
     pub eval_interval_ms: u32,
     /// An open session exits after this long without evidence for its zone, seconds.
@@ -176,11 +182,13 @@ impl Default for PresenceConfig {
         Self {
             enter_n: 2,
             enter_m: 3,
+            switch_n: 5,
+            switch_m: 6,
             eval_interval_ms: 250,
             exit_grace_s: 5.0,
             dwell_milestones_s: vec![10, 30, 120],
             passby_max_s: 8.0,
-            hysteresis_m: 1.5,
+            hysteresis_m: 2.0,
         }
     }
 }
@@ -745,6 +753,19 @@ impl EngineConfig {
                     pr.enter_n, pr.enter_m
                 ),
                 Some("N of M: N evaluations out of the last M"),
+            );
+        }
+        if pr.switch_m == 0 || pr.switch_m > 16 {
+            p.add("engine.presence.switch_m", "switch_m must be 1..=16", None);
+        }
+        if pr.switch_n == 0 || pr.switch_n > pr.switch_m {
+            p.add(
+                "engine.presence.switch_n",
+                format!(
+                    "switch_n ({}) must be 1..=switch_m ({})",
+                    pr.switch_n, pr.switch_m
+                ),
+                None,
             );
         }
         if pr.eval_interval_ms < 10 || pr.eval_interval_ms > 10_000 {

@@ -8,7 +8,7 @@ use crate::event::{
     Reason, ReasonRule, TriggerReason, ZoneIdx, REASON_NODES,
 };
 use crate::filter::{FilterParams, FilterState};
-use crate::geometry::{distance_m, locate, Range, Shape};
+use crate::geometry::{distance_m, locate, Estimate, Range, Shape};
 use crate::identity::Identity;
 use crate::input::{DeviceEvidence, DeviceKind, Input, Sighting, WearableSample};
 use crate::table::{age, flag, wrap, Device, Link, Table, MAX_LINKS, NONE16, OUTSIDE};
@@ -106,6 +106,22 @@ struct Zone {
     occupancy: u32,
 }
 
+/// A device's estimated location (see [`Engine::locate`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Location {
+    /// Estimated position, metres.
+    pub position: Point,
+    /// Uncertainty radius, metres.
+    pub uncertainty_m: f32,
+    /// How it was estimated.
+    pub method: LocateMethod,
+    /// The zone the evaluation picks (ignoring session hysteresis state only insofar as the
+    /// device has none), `None` when outside every zone or too uncertain.
+    pub zone: Option<ZoneIdx>,
+    /// Confidence of that zone.
+    pub confidence: f32,
+}
+
 /// Result of one zone evaluation.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Eval {
@@ -154,6 +170,8 @@ pub struct Engine {
     offline_ms: u64,
     enter_n: u32,
     m_mask: u16,
+    switch_n: u32,
+    switch_mask: u16,
 }
 
 impl core::fmt::Debug for Engine {
@@ -324,6 +342,12 @@ impl Engine {
             } else {
                 (1u16 << p.enter_m) - 1
             },
+            switch_n: u32::from(p.switch_n),
+            switch_mask: if p.switch_m >= 16 {
+                u16::MAX
+            } else {
+                (1u16 << p.switch_m) - 1
+            },
             nodes_offline: 0,
             nodes,
             node_index,
@@ -385,6 +409,28 @@ impl Engine {
     pub fn last_seq(&self) -> u64 {
         self.seq
     }
+    /// Where the engine would place a tracked device right now (diagnostics: live maps,
+    /// calibration, the simulator's error analysis). `None` for an untracked device. The
+    /// result names no one; presence state is not touched.
+    pub fn locate(&mut self, evidence: &DeviceEvidence, now: Timestamp) -> Option<Location> {
+        let key = self.identity.key(evidence);
+        let slot = self.table.find(self.identity.fingerprint(&key))?;
+        let (est, ev) = self.locate_device(now.0, slot);
+        let est = est?;
+        let (zone, confidence) = match ev {
+            Eval::At { zone, conf, .. } if zone != OUTSIDE => (Some(ZoneIdx(zone)), conf),
+            Eval::At { conf, .. } => (None, conf),
+            Eval::Unknown => (None, 0.0),
+        };
+        Some(Location {
+            position: est.pos,
+            uncertainty_m: est.uncertainty_m,
+            method: est.method,
+            zone,
+            confidence,
+        })
+    }
+
     /// Counters.
     pub fn stats(&self) -> EngineStats {
         let mut s = self.stats;
@@ -767,10 +813,10 @@ impl Engine {
     // Location and presence
     // ----------------------------------------------------------------------------------------
 
-    fn locate_device(&mut self, now: u64, slot: u32) -> Eval {
+    fn locate_device(&mut self, now: u64, slot: u32) -> (Option<Estimate>, Eval) {
         let max_age = self.link_max_age_ms;
         let Some(d) = self.table.get_mut(slot) else {
-            return Eval::Unknown;
+            return (None, Eval::Unknown);
         };
         let mut ranges = [Range {
             at: Point::default(),
@@ -801,19 +847,25 @@ impl Engine {
             }
         }
         let Some(ranges) = ranges.get_mut(..n) else {
-            return Eval::Unknown;
+            return (None, Eval::Unknown);
         };
         if ranges.is_empty() {
-            return Eval::Unknown;
+            return (None, Eval::Unknown);
         }
         ranges.sort_unstable_by(|a, b| a.d.total_cmp(&b.d));
-        let Some(est) = locate(ranges) else {
-            return Eval::Unknown;
+        let Some(mut est) = locate(ranges) else {
+            return (None, Eval::Unknown);
         };
+        // Devices are on the floor: clamp when the floor's extent is known.
+        let (w, h) = (self.layout.width_m, self.layout.depth_m);
+        if w > 0.0 && h > 0.0 {
+            est.pos.x = est.pos.x.clamp(0.0, w);
+            est.pos.y = est.pos.y.clamp(0.0, h);
+        }
         let nearest = ranges.first().map_or(f32::INFINITY, |r| r.d);
         let loc = &self.config.locate;
         if est.method == LocateMethod::NearestNode && nearest > loc.single_node_max_m {
-            return Eval::Unknown;
+            return (Some(est), Eval::Unknown);
         }
         let evidence = match est.method {
             LocateMethod::Multilateration => 1.0,
@@ -858,7 +910,7 @@ impl Engine {
             }
         }
         self.stats.evaluations += 1;
-        match choice {
+        let ev = match choice {
             Some((zone, s)) => {
                 let conf =
                     ((0.5 + s / (2.0 * u)).clamp(0.0, 1.0) * evidence * witness).clamp(0.0, 1.0);
@@ -884,20 +936,24 @@ impl Engine {
                     Eval::Unknown
                 }
             }
-        }
+        };
+        (Some(est), ev)
     }
 
     fn evaluate(&mut self, now: u64, slot: u32) {
-        let ev = self.locate_device(now, slot);
+        let (_, ev) = self.locate_device(now, slot);
         let Eval::At { zone, conf, method } = ev else {
             return;
         };
-        let n = self.enter_n;
-        let mask = self.m_mask;
         let Some(d) = self.table.get_mut(slot) else {
             return;
         };
         let in_session = d.has(flag::SESSION);
+        let (n, mask) = if in_session {
+            (self.switch_n, self.switch_mask)
+        } else {
+            (self.enter_n, self.m_mask)
+        };
         if in_session && zone == d.zone {
             d.last_in_zone = wrap(now);
             d.conf = conf;
@@ -927,7 +983,14 @@ impl Engine {
             self.close_session(now, slot, ReasonRule::Moved);
         }
         if target != OUTSIDE {
-            self.open_session(now, slot, target, first, conf, method);
+            let m = self.config.presence.enter_m;
+            let m = if in_session {
+                self.config.presence.switch_m
+            } else {
+                m
+            };
+            let rule = ReasonRule::Confirmed { n: n as u8, m };
+            self.open_session(now, slot, target, first, conf, method, rule);
         }
     }
 
@@ -939,8 +1002,8 @@ impl Engine {
         first: u64,
         conf: f32,
         method: LocateMethod,
+        rule: ReasonRule,
     ) {
-        let m = self.config.presence.enter_m;
         let Some(d) = self.table.get_mut(slot) else {
             return;
         };
@@ -953,11 +1016,10 @@ impl Engine {
         d.milestones = 0;
         d.fired = 0;
         let counts = d.kind != DeviceKind::Beacon;
-        let n = self.enter_n as u8;
         let Some(d) = self.table.get(slot) else {
             return;
         };
-        let p = self.presence(d, now, ReasonRule::Confirmed { n, m });
+        let p = self.presence(d, now, rule);
         if counts {
             if let Some(z) = self.zones.get_mut(usize::from(zone)) {
                 z.occupancy += 1;

@@ -38,7 +38,7 @@ mod table;
 pub mod time;
 
 pub use config::{ConfigProblem, EngineConfig, StoreLayout};
-pub use engine::{Engine, EngineStats, EventCounts};
+pub use engine::{Engine, EngineStats, EventCounts, Location};
 pub use event::{Event, EventKind};
 pub use input::Input;
 pub use time::Timestamp;

@@ -104,7 +104,7 @@ impl Device {
             person,
             links: [Link::EMPTY; MAX_LINKS],
             last_seen: wrap(now),
-            last_eval: wrap(now).wrapping_sub(1 << 30),
+            last_eval: wrap(now),
             last_in_zone: wrap(now),
             cand_since: wrap(now),
             baseline: 0.0,

@@ -4,11 +4,11 @@
 mod common;
 
 use common::*;
+use footfall_engine::config::Point;
 use footfall_engine::config::{Audience, CampaignConfig, CapConfig};
 use footfall_engine::event::{EventKind, PersonId, ReasonRule};
 use footfall_engine::input::{DeviceKind, Input, WearableSample};
 use footfall_engine::time::Timestamp;
-use footfall_engine::config::Point;
 
 fn campaign(id: &str, zone: &str, min_dwell_s: u32) -> CampaignConfig {
     CampaignConfig {
@@ -36,7 +36,17 @@ fn enter_dwell_exit_with_milestones_and_reason() {
     d.nodes_alive(&layout, &[]);
     let at = zone_center(&layout, "bakery");
     let start = d.now;
-    d.stand(&layout, &mut radio, addr(1), Point { x: at.x + 1.0, y: at.y - 1.0 }, 40, 200);
+    d.stand(
+        &layout,
+        &mut radio,
+        addr(1),
+        Point {
+            x: at.x + 1.0,
+            y: at.y - 1.0,
+        },
+        40,
+        200,
+    );
     let left = d.now;
     // Silence: the device left the store.
     for _ in 0..20 {
@@ -46,10 +56,20 @@ fn enter_dwell_exit_with_milestones_and_reason() {
     }
     let enters = d.of_kind("zone.enter");
     assert_eq!(enters.len(), 1, "{:#?}", d.events);
-    let EventKind::ZoneEnter(p) = &enters[0].kind else { unreachable!() };
+    let EventKind::ZoneEnter(p) = &enters[0].kind else {
+        unreachable!()
+    };
     assert_eq!(d.engine.zone_id(p.zone), "bakery");
-    assert!(enters[0].time.0 - start <= 1500, "enter latency {} ms", enters[0].time.0 - start);
-    assert!(!p.reason.nodes.is_empty() && p.reason.nodes[0] == 12, "{:?}", p.reason);
+    assert!(
+        enters[0].time.0 - start <= 1500,
+        "enter latency {} ms",
+        enters[0].time.0 - start
+    );
+    assert!(
+        !p.reason.nodes.is_empty() && p.reason.nodes[0] == 12,
+        "{:?}",
+        p.reason
+    );
     assert!(matches!(p.reason.rule, ReasonRule::Confirmed { .. }));
     assert!(p.confidence > 0.3 && p.confidence <= 1.0);
     assert!(p.person.to_string().starts_with("p-"));
@@ -64,7 +84,14 @@ fn enter_dwell_exit_with_milestones_and_reason() {
     assert_eq!(dwell, vec![10, 30]);
     let exits = d.of_kind("zone.exit");
     assert_eq!(exits.len(), 1);
-    let EventKind::ZoneExit { presence, dwell_ms, pass_by } = &exits[0].kind else { unreachable!() };
+    let EventKind::ZoneExit {
+        presence,
+        dwell_ms,
+        pass_by,
+    } = &exits[0].kind
+    else {
+        unreachable!()
+    };
     assert!(!pass_by);
     assert!((37_000..=41_000).contains(dwell_ms), "dwell {dwell_ms}");
     assert_eq!(presence.reason.rule, ReasonRule::Grace);
@@ -84,18 +111,39 @@ fn moving_between_zones_exits_then_enters() {
     let mut d = Driver::new(layout.clone(), config());
     let mut radio = Radio::new(2, 3.0);
     d.nodes_alive(&layout, &[]);
-    d.stand(&layout, &mut radio, addr(2), zone_center(&layout, "entrance"), 20, 200);
-    d.stand(&layout, &mut radio, addr(2), zone_center(&layout, "fruit"), 20, 200);
+    d.stand(
+        &layout,
+        &mut radio,
+        addr(2),
+        zone_center(&layout, "entrance"),
+        20,
+        200,
+    );
+    d.stand(
+        &layout,
+        &mut radio,
+        addr(2),
+        zone_center(&layout, "fruit"),
+        20,
+        200,
+    );
     let names: Vec<String> = d
         .events
         .iter()
         .filter_map(|e| match &e.kind {
             EventKind::ZoneEnter(p) => Some(format!("enter {}", d.engine.zone_id(p.zone))),
-            EventKind::ZoneExit { presence, .. } => Some(format!("exit {} {:?}", d.engine.zone_id(presence.zone), presence.reason.rule)),
+            EventKind::ZoneExit { presence, .. } => Some(format!(
+                "exit {} {:?}",
+                d.engine.zone_id(presence.zone),
+                presence.reason.rule
+            )),
             _ => None,
         })
         .collect();
-    assert_eq!(names, vec!["enter entrance", "exit entrance Moved", "enter fruit"]);
+    assert_eq!(
+        names,
+        vec!["enter entrance", "exit entrance Moved", "enter fruit"]
+    );
 }
 
 #[test]
@@ -142,7 +190,17 @@ fn occupancy_is_suppressed_below_k() {
     // Two then three devices standing in dairy.
     for round in 0..150u64 {
         for dev in 0..if round < 75 { 2 } else { 3 } {
-            d.sight(&layout, &mut radio, addr(100 + dev), DeviceKind::Phone, Point { x: at.x + dev as f32 * 0.5, y: at.y }, &[]);
+            d.sight(
+                &layout,
+                &mut radio,
+                addr(100 + dev),
+                DeviceKind::Phone,
+                Point {
+                    x: at.x + dev as f32 * 0.5,
+                    y: at.y,
+                },
+                &[],
+            );
         }
         let t = d.now + 200;
         d.advance_to(t);
@@ -160,7 +218,11 @@ fn occupancy_is_suppressed_below_k() {
         })
         .collect();
     assert!(counts.len() >= 2, "{counts:?}");
-    assert_eq!(counts.first(), Some(&None), "two people must be suppressed: {counts:?}");
+    assert_eq!(
+        counts.first(),
+        Some(&None),
+        "two people must be suppressed: {counts:?}"
+    );
     assert_eq!(counts.last(), Some(&Some(3)), "{counts:?}");
 }
 
@@ -169,8 +231,15 @@ fn campaign_fires_once_after_min_dwell_and_respects_cap() {
     let layout = layout();
     let mut cfg = config();
     let mut c = campaign("bread-offer", "bakery", 5);
-    c.cap = Some(CapConfig { count: 1, period_s: 86_400 });
-    cfg.campaigns = vec![c, { let mut lo = campaign("low", "bakery", 5); lo.priority = -1; lo }];
+    c.cap = Some(CapConfig {
+        count: 1,
+        period_s: 86_400,
+    });
+    cfg.campaigns = vec![c, {
+        let mut lo = campaign("low", "bakery", 5);
+        lo.priority = -1;
+        lo
+    }];
     let mut d = Driver::new(layout.clone(), cfg);
     let mut radio = Radio::new(5, 3.0);
     d.nodes_alive(&layout, &[]);
@@ -184,14 +253,20 @@ fn campaign_fires_once_after_min_dwell_and_respects_cap() {
         .events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::CampaignTrigger { campaign, reason, .. } => Some((d.engine.campaign_id(*campaign).to_string(), reason.dwell_ms)),
+            EventKind::CampaignTrigger {
+                campaign, reason, ..
+            } => Some((d.engine.campaign_id(*campaign).to_string(), reason.dwell_ms)),
             _ => None,
         })
         .collect();
     let seq: Vec<String> = d
         .of_kind("zone.enter")
         .iter()
-        .filter_map(|e| e.kind.presence().map(|p| format!("{}@{}", d.engine.zone_id(p.zone), (e.time.0 - T0) / 100)))
+        .filter_map(|e| {
+            e.kind
+                .presence()
+                .map(|p| format!("{}@{}", d.engine.zone_id(p.zone), (e.time.0 - T0) / 100))
+        })
         .collect();
     assert_eq!(d.of_kind("zone.enter").len(), 6, "{seq:?}");
     // Visit 1: the high-priority campaign wins (and suppresses "low" for the visit). Visits 2
@@ -213,18 +288,30 @@ fn opted_in_audience_only_and_engagement_from_heart_rate() {
     let mut d = Driver::new(layout.clone(), cfg);
     let mut radio = Radio::new(6, 3.0);
     d.nodes_alive(&layout, &[]);
-    let vip = footfall_engine::input::DeviceEvidence::IBeacon { uuid, major: 7, minor: 9 };
+    let vip = footfall_engine::input::DeviceEvidence::IBeacon {
+        uuid,
+        major: 7,
+        minor: 9,
+    };
     let wine = zone_center(&layout, "wine");
     d.stand(&layout, &mut radio, addr(6), wine, 10, 200);
     d.stand(&layout, &mut radio, vip, wine, 10, 200);
     let triggers = d.of_kind("campaign.trigger");
     assert_eq!(triggers.len(), 1);
-    let EventKind::CampaignTrigger { person, .. } = triggers[0].kind.clone() else { unreachable!() };
+    let EventKind::CampaignTrigger { person, .. } = triggers[0].kind.clone() else {
+        unreachable!()
+    };
     assert!(matches!(person, PersonId::Campaign(_)));
     let now = d.now;
     assert_eq!(person, d.engine.person_for(&vip, Timestamp(now)));
     // Heart rate: baseline ~70, then 85 (elevated), then 100 (high), back to 70 (calm).
-    for (i, hr) in [70u16; 12].into_iter().chain([85; 3]).chain([100; 3]).chain([70; 3]).enumerate() {
+    for (i, hr) in [70u16; 12]
+        .into_iter()
+        .chain([85; 3])
+        .chain([100; 3])
+        .chain([70; 3])
+        .enumerate()
+    {
         d.now += 1000;
         d.feed(Input::Wearable(WearableSample {
             node: 12,
@@ -238,7 +325,11 @@ fn opted_in_audience_only_and_engagement_from_heart_rate() {
         .events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::Engagement { level, heart_rate_bpm, .. } => {
+            EventKind::Engagement {
+                level,
+                heart_rate_bpm,
+                ..
+            } => {
                 assert_eq!(*heart_rate_bpm, None, "raw heart rate is off by default");
                 Some(format!("{level:?}"))
             }
@@ -249,7 +340,13 @@ fn opted_in_audience_only_and_engagement_from_heart_rate() {
     // A non-consented wearable yields nothing.
     let before = d.events.len();
     for _ in 0..20 {
-        d.feed(Input::Wearable(WearableSample { node: 12, device: addr(6), heart_rate_bpm: Some(120), rr_interval: None, motion_mg: None }));
+        d.feed(Input::Wearable(WearableSample {
+            node: 12,
+            device: addr(6),
+            heart_rate_bpm: Some(120),
+            rr_interval: None,
+            motion_mg: None,
+        }));
     }
     assert_eq!(d.events.len(), before);
     assert_eq!(d.engine.stats().wearable_not_consented, 20);
@@ -265,7 +362,14 @@ fn salt_rotation_ends_sessions_and_changes_pseudonyms() {
     // Start 30 s before the top of the hour.
     d.now = (T0 / 3_600_000 + 1) * 3_600_000 - 30_000;
     d.nodes_alive(&layout, &[]);
-    d.stand(&layout, &mut radio, addr(7), zone_center(&layout, "fruit"), 60, 200);
+    d.stand(
+        &layout,
+        &mut radio,
+        addr(7),
+        zone_center(&layout, "fruit"),
+        60,
+        200,
+    );
     let enters: Vec<PersonId> = d
         .of_kind("zone.enter")
         .iter()
@@ -287,7 +391,14 @@ fn capacity_eviction_emits_exits_and_counts() {
     let at = zone_center(&layout, "checkout");
     for round in 0..10u64 {
         for dev in 0..16 {
-            d.sight(&layout, &mut radio, addr(200 + dev + 16 * (round as u32 / 5)), DeviceKind::Phone, at, &[]);
+            d.sight(
+                &layout,
+                &mut radio,
+                addr(200 + dev + 16 * (round as u32 / 5)),
+                DeviceKind::Phone,
+                at,
+                &[],
+            );
         }
         let t = d.now + 300;
         d.advance_to(t);
@@ -300,7 +411,11 @@ fn capacity_eviction_emits_exits_and_counts() {
     // Run out the clock: every open session must exit.
     let t = d.now + 600_000;
     d.advance_to(t);
-    assert_eq!(d.of_kind("zone.exit").len(), d.of_kind("zone.enter").len(), "{enters} {exits}");
+    assert_eq!(
+        d.of_kind("zone.exit").len(),
+        d.of_kind("zone.enter").len(),
+        "{enters} {exits}"
+    );
 }
 
 #[test]

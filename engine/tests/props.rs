@@ -25,7 +25,13 @@ enum Op {
     /// Nothing is heard for `secs` (nodes stay alive).
     Quiet { secs: u8 },
     /// Node `node` stops reporting for `ticks` × 200 ms while device `dev` stands at (x, y).
-    NodeDown { node: u8, dev: u8, x: f32, y: f32, ticks: u8 },
+    NodeDown {
+        node: u8,
+        dev: u8,
+        x: f32,
+        y: f32,
+        ticks: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -52,7 +58,10 @@ fn run(ops: &[Op], seed: u64, max_devices: u32) -> (Driver, usize) {
         engagement: None,
         hours: None,
         days: vec![],
-        cap: Some(CapConfig { count: 2, period_s: 86_400 }),
+        cap: Some(CapConfig {
+            count: 2,
+            period_s: 86_400,
+        }),
         cooldown_s: 0,
         priority: 0,
         expiry_s: 60,
@@ -61,7 +70,7 @@ fn run(ops: &[Op], seed: u64, max_devices: u32) -> (Driver, usize) {
     let mut d = Driver::new(layout.clone(), cfg);
     let mut radio = Radio::new(seed, 4.0);
     d.nodes_alive(&layout, &[]);
-    let mut tick = |d: &mut Driver, dead: &[u16]| {
+    let tick = |d: &mut Driver, dead: &[u16]| {
         let t = d.now + 200;
         d.advance_to(t);
         if (d.now - T0) % 1000 < 200 {
@@ -72,7 +81,14 @@ fn run(ops: &[Op], seed: u64, max_devices: u32) -> (Driver, usize) {
         match *op {
             Op::Stand { dev, x, y, ticks } => {
                 for _ in 0..ticks {
-                    d.sight(&layout, &mut radio, addr(u32::from(dev)), DeviceKind::Phone, Point { x, y }, &[]);
+                    d.sight(
+                        &layout,
+                        &mut radio,
+                        addr(u32::from(dev)),
+                        DeviceKind::Phone,
+                        Point { x, y },
+                        &[],
+                    );
                     tick(&mut d, &[]);
                 }
             }
@@ -81,10 +97,23 @@ fn run(ops: &[Op], seed: u64, max_devices: u32) -> (Driver, usize) {
                     tick(&mut d, &[]);
                 }
             }
-            Op::NodeDown { node, dev, x, y, ticks } => {
+            Op::NodeDown {
+                node,
+                dev,
+                x,
+                y,
+                ticks,
+            } => {
                 let dead = [10 + u16::from(node)];
                 for _ in 0..ticks {
-                    d.sight(&layout, &mut radio, addr(u32::from(dev)), DeviceKind::Phone, Point { x, y }, &dead);
+                    d.sight(
+                        &layout,
+                        &mut radio,
+                        addr(u32::from(dev)),
+                        DeviceKind::Phone,
+                        Point { x, y },
+                        &dead,
+                    );
                     tick(&mut d, &dead);
                 }
             }
@@ -109,13 +138,25 @@ fn check_stream(events: &[Event], max_devices: u32) -> Result<(), TestCaseError>
         prop_assert!(ids.insert(e.id), "duplicate id");
         match &e.kind {
             EventKind::ZoneEnter(p) => {
-                prop_assert!(open.insert(p.person, p.zone.0).is_none(), "second open session for {}", p.person);
+                prop_assert!(
+                    open.insert(p.person, p.zone.0).is_none(),
+                    "second open session for {}",
+                    p.person
+                );
                 prop_assert!((0.0..=1.0).contains(&p.confidence));
             }
             EventKind::ZoneDwell { presence: p, .. } => {
-                prop_assert_eq!(open.get(&p.person), Some(&p.zone.0), "dwell outside a session");
+                prop_assert_eq!(
+                    open.get(&p.person),
+                    Some(&p.zone.0),
+                    "dwell outside a session"
+                );
             }
-            EventKind::ZoneExit { presence: p, dwell_ms, .. } => {
+            EventKind::ZoneExit {
+                presence: p,
+                dwell_ms,
+                ..
+            } => {
                 prop_assert_eq!(open.remove(&p.person), Some(p.zone.0), "exit without enter");
                 prop_assert_eq!(*dwell_ms, p.last_seen.since(p.first_seen));
                 prop_assert!((0.0..=1.0).contains(&p.confidence));
@@ -154,30 +195,95 @@ proptest! {
     }
 }
 
-/// A stationary device anywhere on the floor (zone boundaries included) under Gaussian
-/// shadowing with σ = 4 dB must settle into one session and stay there for ten minutes.
+/// A stationary device anywhere on the floor (zone boundaries and four-zone corners included)
+/// under Gaussian noise with σ = 4 dB, for 40 fixed seeds, ten minutes each:
+/// - it never flaps: no zone is entered a second time (A → B → A);
+/// - after a 10 s settling time it changes session at most once (a device 0.5 m from a
+///   four-zone corner may legitimately be re-placed once), and in total the 40 devices change
+///   at most twice.
 #[test]
 fn stationary_device_does_not_flap() {
     let layout = layout();
-    let mut worst = (0usize, Point::default());
+    let mut worst = (0usize, Point::default(), String::new());
+    let mut total_changes = 0;
     for seed in 0..40u64 {
         let mut r = rng(seed);
         use rand::Rng;
         // Half the points on or near a zone boundary (x = 10 or 20, y = 10).
         let p = if seed % 2 == 0 {
-            Point { x: r.gen_range(0.0..30.0), y: r.gen_range(0.0..20.0) }
+            Point {
+                x: r.gen_range(0.0..30.0),
+                y: r.gen_range(0.0..20.0),
+            }
         } else {
-            Point { x: [10.0, 20.0][(seed / 2 % 2) as usize] + r.gen_range(-0.5..0.5), y: r.gen_range(1.0..19.0) }
+            Point {
+                x: [10.0, 20.0][(seed / 2 % 2) as usize] + r.gen_range(-0.5..0.5),
+                y: r.gen_range(1.0..19.0),
+            }
         };
         let mut d = Driver::new(layout.clone(), config());
         let mut radio = Radio::new(seed, 4.0);
         radio.fade_prob = 0.0;
         d.nodes_alive(&layout, &[]);
         d.stand(&layout, &mut radio, addr(1), p, 600, 200);
-        let enters = d.of_kind("zone.enter").len();
-        if enters > worst.0 {
-            worst = (enters, p);
+        let settled = T0 + 10_000;
+        let changes = d
+            .events
+            .iter()
+            .filter(|e| {
+                e.time.0 > settled
+                    && matches!(e.kind, EventKind::ZoneEnter(_) | EventKind::ZoneExit { .. })
+            })
+            .count();
+        let enters: Vec<u16> = d
+            .events
+            .iter()
+            .filter_map(|e| {
+                e.kind
+                    .presence()
+                    .filter(|_| e.kind.name() == "zone.enter")
+                    .map(|p| p.zone.0)
+            })
+            .collect();
+        assert!(!enters.is_empty(), "never entered at {p:?}");
+        let mut seen = enters.clone();
+        seen.sort_unstable();
+        seen.dedup();
+        assert_eq!(seen.len(), enters.len(), "flapped at {p:?}: {enters:?}");
+        total_changes += changes / 2;
+        if changes > worst.0 {
+            let story: Vec<String> = d
+                .events
+                .iter()
+                .filter_map(|e| match &e.kind {
+                    EventKind::ZoneEnter(p) => Some(format!(
+                        "+{}@{}",
+                        d.engine.zone_id(p.zone),
+                        (e.time.0 - T0) / 1000
+                    )),
+                    EventKind::ZoneExit { presence: p, .. } => Some(format!(
+                        "-{}@{}:{:?}",
+                        d.engine.zone_id(p.zone),
+                        (e.time.0 - T0) / 1000,
+                        p.reason.rule
+                    )),
+                    _ => None,
+                })
+                .collect();
+            worst = (changes, p, story.join(" "));
         }
     }
-    assert!(worst.0 <= 1, "{} sessions for a stationary device at {:?}", worst.0, worst.1);
+    assert!(
+        worst.0 <= 2,
+        "{} session changes for a stationary device at {:?}: {}",
+        worst.0,
+        worst.1,
+        worst.2
+    );
+    assert!(
+        total_changes <= 2,
+        "{total_changes} re-placements; worst at {:?}: {}",
+        worst.1,
+        worst.2
+    );
 }

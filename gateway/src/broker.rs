@@ -14,10 +14,10 @@ use anyhow::Context as _;
 /// What the embedded broker needs.
 #[derive(Clone)]
 pub struct EmbeddedBroker {
-    /// MQTT 5 listener.
+    /// MQTT 3.1.1 listener.
     pub listen: SocketAddr,
-    /// Optional MQTT 3.1.1 listener.
-    pub listen_v4: Option<SocketAddr>,
+    /// MQTT 5 listener.
+    pub listen_v5: SocketAddr,
     /// Most client connections.
     pub max_connections: usize,
     /// Required username/password (when set, anonymous clients are refused).
@@ -28,13 +28,17 @@ impl std::fmt::Debug for EmbeddedBroker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmbeddedBroker")
             .field("listen", &self.listen)
-            .field("listen_v4", &self.listen_v4)
+            .field("listen_v5", &self.listen_v5)
             .field("auth", &self.credentials.is_some())
             .finish()
     }
 }
 
-fn server(name: &str, listen: SocketAddr, auth: Option<HashMap<String, String>>) -> rumqttd::ServerSettings {
+fn server(
+    name: &str,
+    listen: SocketAddr,
+    auth: Option<HashMap<String, String>>,
+) -> rumqttd::ServerSettings {
     rumqttd::ServerSettings {
         name: name.to_owned(),
         listen,
@@ -54,10 +58,12 @@ fn server(name: &str, listen: SocketAddr, auth: Option<HashMap<String, String>>)
 impl EmbeddedBroker {
     /// The rumqttd configuration.
     pub fn config(&self) -> rumqttd::Config {
-        let auth = self.credentials.as_ref().map(|(u, p)| HashMap::from([(u.clone(), p.clone())]));
-        let mut v5 = HashMap::new();
-        v5.insert("1".to_owned(), server("footfall-v5", self.listen, auth.clone()));
-        let v4 = self.listen_v4.map(|a| HashMap::from([("1".to_owned(), server("footfall-v4", a, auth))]));
+        let auth = self
+            .credentials
+            .as_ref()
+            .map(|(u, p)| HashMap::from([(u.clone(), p.clone())]));
+        let v5 = HashMap::from([("1".to_owned(), server("footfall-v5", self.listen_v5, auth.clone()))]);
+        let v4 = HashMap::from([("1".to_owned(), server("footfall-v4", self.listen, auth))]);
         rumqttd::Config {
             id: 0,
             router: rumqttd::RouterConfig {
@@ -69,7 +75,7 @@ impl EmbeddedBroker {
                 initialized_filters: None,
                 shared_subscriptions_strategy: Default::default(),
             },
-            v4,
+            v4: Some(v4),
             v5: Some(v5),
             ws: None,
             cluster: None,
@@ -83,7 +89,7 @@ impl EmbeddedBroker {
     /// Starts the broker on its own threads and waits (up to 5 s) until it accepts TCP
     /// connections. Fails early with a clear message when the port is taken.
     pub fn start(&self) -> anyhow::Result<()> {
-        for addr in std::iter::once(self.listen).chain(self.listen_v4) {
+        for addr in [self.listen, self.listen_v5] {
             // rumqttd reports a bind failure only in its own log, from its own thread; probe first.
             TcpListener::bind(addr)
                 .with_context(|| format!("embedded broker: cannot listen on {addr} (is another broker running? set [broker.embedded] listen)"))?;
@@ -99,17 +105,24 @@ impl EmbeddedBroker {
             })
             .context("embedded broker: cannot start its thread")?;
         let deadline = Instant::now() + Duration::from_secs(5);
-        let probe = if self.listen.ip().is_unspecified() {
-            SocketAddr::from(([127, 0, 0, 1], self.listen.port()))
-        } else {
-            self.listen
+        let loopback = |a: SocketAddr| {
+            if a.ip().is_unspecified() {
+                SocketAddr::from(([127, 0, 0, 1], a.port()))
+            } else {
+                a
+            }
         };
+        let (p4, p5) = (loopback(self.listen), loopback(self.listen_v5));
         loop {
-            if TcpStream::connect_timeout(&probe, Duration::from_millis(200)).is_ok() {
-                tracing::info!(listen = %self.listen, auth = self.credentials.is_some(), "embedded broker: listening");
+            let up = |p| TcpStream::connect_timeout(&p, Duration::from_millis(200)).is_ok();
+            if up(p4) && up(p5) {
+                tracing::info!(mqtt311 = %self.listen, mqtt5 = %self.listen_v5, auth = self.credentials.is_some(), "embedded broker: listening");
                 return Ok(());
             }
-            anyhow::ensure!(Instant::now() < deadline, "embedded broker: not listening on {probe} after 5 s");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "embedded broker: not listening on {p4} and {p5} after 5 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

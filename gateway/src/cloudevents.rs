@@ -48,7 +48,7 @@ pub const DATA_CONTENT_TYPE: &str = "application/json";
 pub const SPEC_VERSION: &str = "1.0";
 
 /// The kind of a rendered message: its CloudEvents `type`, and the outbox's policy class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum MessageClass {
     /// `footfall.zone.enter`.

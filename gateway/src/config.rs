@@ -138,14 +138,17 @@ impl Default for BrokerConfig {
     }
 }
 
-/// `[broker.embedded]`.
+/// `[broker.embedded]`. rumqttd serves one protocol version per listener: `listen` speaks
+/// MQTT 3.1.1 (what most tools, e.g. `mosquitto_sub`, use by default), `listen_v5` MQTT 5 (what
+/// the gateway itself publishes with, for message expiry and content type). Both share one
+/// router: a message published on either reaches subscribers on both.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct EmbeddedBrokerConfig {
-    /// MQTT 5 listener. Anything but a loopback address requires `username` + a password.
+    /// MQTT 3.1.1 listener. Anything but a loopback address requires `username` + a password.
     pub listen: SocketAddr,
-    /// Also serve MQTT 3.1.1 on this address (optional).
-    pub listen_v4: Option<SocketAddr>,
+    /// MQTT 5 listener; default: `listen`'s address, port + 1.
+    pub listen_v5: Option<SocketAddr>,
     /// Most client connections.
     pub max_connections: usize,
 }
@@ -154,7 +157,7 @@ impl Default for EmbeddedBrokerConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
-            listen_v4: None,
+            listen_v5: None,
             max_connections: 1000,
         }
     }
@@ -188,7 +191,11 @@ pub struct SimulatorSourceConfig {
 
 impl Default for SimulatorSourceConfig {
     fn default() -> Self {
-        Self { seed: 1, minutes: 0.0, speed: 1.0 }
+        Self {
+            seed: 1,
+            minutes: 0.0,
+            speed: 1.0,
+        }
     }
 }
 
@@ -252,7 +259,10 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { enabled: true, listen: SocketAddr::from(([127, 0, 0, 1], 9477)) }
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9477)),
+        }
     }
 }
 
@@ -279,14 +289,25 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { format: LogFormat::Human, level: "info".into() }
+        Self {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+impl EmbeddedBrokerConfig {
+    /// The MQTT 5 listener address.
+    pub fn v5_addr(&self) -> SocketAddr {
+        self.listen_v5.unwrap_or_else(|| SocketAddr::new(self.listen.ip(), self.listen.port().wrapping_add(1)))
     }
 }
 
 /// Where the broker is, after validation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BrokerTarget {
-    /// Start rumqttd in-process, listening here.
+    /// Start rumqttd in-process; MQTT 3.1.1 on this address (MQTT 5 on
+    /// [`EmbeddedBrokerConfig::v5_addr`]).
     Embedded(SocketAddr),
     /// An external broker.
     External {
@@ -381,7 +402,14 @@ impl fmt::Display for Diagnostics {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{}:{}:{}: {}", self.file.display(), p.line, p.col, p.message)?;
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                p.line,
+                p.col,
+                p.message
+            )?;
             if let Some(h) = &p.hint {
                 write!(f, " (hint: {h})")?;
             }
@@ -459,13 +487,15 @@ pub fn locate(doc: &toml_edit::ImDocument<&str>, path: &str) -> Option<std::ops:
                 }
                 t.get(k).map(Node::Item)
             }
-            (Node::Item(Item::Value(Value::InlineTable(t))) | Node::Value(Value::InlineTable(t)), Seg::Key(k)) => {
-                t.get(k).map(Node::Value)
-            }
+            (
+                Node::Item(Item::Value(Value::InlineTable(t))) | Node::Value(Value::InlineTable(t)),
+                Seg::Key(k),
+            ) => t.get(k).map(Node::Value),
             (Node::Item(Item::ArrayOfTables(a)), Seg::Index(i)) => a.get(i).map(Node::Table),
-            (Node::Item(Item::Value(Value::Array(a))) | Node::Value(Value::Array(a)), Seg::Index(i)) => {
-                a.get(i).map(Node::Value)
-            }
+            (
+                Node::Item(Item::Value(Value::Array(a))) | Node::Value(Value::Array(a)),
+                Seg::Index(i),
+            ) => a.get(i).map(Node::Value),
             _ => None,
         };
         let Some(next) = next else { break };
@@ -494,7 +524,10 @@ impl Config {
 
     /// [`Config::load`] on text already read (`path` names it and anchors relative paths).
     pub fn load_str(text: &str, path: &Path) -> Result<Loaded, Diagnostics> {
-        let diag = |problems| Diagnostics { file: path.to_owned(), problems };
+        let diag = |problems| Diagnostics {
+            file: path.to_owned(),
+            problems,
+        };
         let config: Config = match toml::from_str(text) {
             Ok(c) => c,
             Err(e) => {
@@ -505,7 +538,12 @@ impl Config {
                 } else {
                     None
                 };
-                return Err(diag(vec![Diagnostic { line, col, message, hint }]));
+                return Err(diag(vec![Diagnostic {
+                    line,
+                    col,
+                    message,
+                    hint,
+                }]));
             }
         };
         let base = path.parent().map(Path::to_owned).unwrap_or_default();
@@ -541,7 +579,12 @@ impl Config {
                     .as_ref()
                     .and_then(|d| locate(d, &p.path))
                     .map_or((0, 0), |s| line_col(text, s.start));
-                Diagnostic { line, col, message: format!("{}: {}", p.path, p.message), hint: p.hint }
+                Diagnostic {
+                    line,
+                    col,
+                    message: format!("{}: {}", p.path, p.message),
+                    hint: p.hint,
+                }
             })
             .collect();
         out.sort_by_key(|d| (d.line, d.col));
@@ -556,24 +599,40 @@ impl Config {
         p: &mut Vec<ConfigProblem>,
     ) -> Option<(BrokerTarget, BrokerEndpoint, HashMap<NodeId, NodeKey>)> {
         let mut add = |path: &str, message: String, hint: Option<&str>| {
-            p.push(ConfigProblem { path: path.into(), message, hint: hint.map(str::to_owned) })
+            p.push(ConfigProblem {
+                path: path.into(),
+                message,
+                hint: hint.map(str::to_owned),
+            })
         };
         let g = &self.gateway;
         if crate::cloudevents::RenderCtx::new("s", &g.gateway_id).is_err() {
-            add("gateway.gateway_id", format!("invalid gateway id {:?}", g.gateway_id), Some("1-64 characters of [A-Za-z0-9_.-]"));
+            add(
+                "gateway.gateway_id",
+                format!("invalid gateway id {:?}", g.gateway_id),
+                Some("1-64 characters of [A-Za-z0-9_.-]"),
+            );
         }
         if g.topic_prefix.is_empty()
             || g.topic_prefix.contains(['#', '+'])
             || g.topic_prefix.starts_with('/')
             || g.topic_prefix.ends_with('/')
         {
-            add("gateway.topic_prefix", format!("invalid topic prefix {:?}", g.topic_prefix), Some("e.g. \"footfall/v1\": no wildcards, no leading or trailing '/'"));
+            add(
+                "gateway.topic_prefix",
+                format!("invalid topic prefix {:?}", g.topic_prefix),
+                Some("e.g. \"footfall/v1\": no wildcards, no leading or trailing '/'"),
+            );
         }
         if g.input_queue == 0 {
             add("gateway.input_queue", "must be at least 1".into(), None);
         }
         if self.outbox.max_bytes < 4096 {
-            add("outbox.max_bytes", "must be at least 4096".into(), Some("default 268435456 (256 MiB)"));
+            add(
+                "outbox.max_bytes",
+                "must be at least 4096".into(),
+                Some("default 268435456 (256 MiB)"),
+            );
         }
         if self.outbox.max_batch == 0 {
             add("outbox.max_batch", "must be at least 1".into(), None);
@@ -583,51 +642,87 @@ impl Config {
             add("broker.inflight", "must be at least 1".into(), None);
         }
         if b.reconnect_min_ms == 0 || b.reconnect_min_ms > b.reconnect_max_ms {
-            add("broker.reconnect_min_ms", "must be > 0 and ≤ reconnect_max_ms".into(), None);
+            add(
+                "broker.reconnect_min_ms",
+                "must be > 0 and ≤ reconnect_max_ms".into(),
+                None,
+            );
         }
         if b.keepalive_s < 5 {
             add("broker.keepalive_s", "must be at least 5".into(), None);
         }
         // Password from exactly one place.
-        let pw_sources = [b.password.is_some(), b.password_env.is_some(), b.password_file.is_some()]
-            .iter()
-            .filter(|x| **x)
-            .count();
+        let pw_sources = [
+            b.password.is_some(),
+            b.password_env.is_some(),
+            b.password_file.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
         let mut password = None;
         if pw_sources > 1 {
-            add("broker.password", "give the password in one of password, password_env, password_file".into(), None);
+            add(
+                "broker.password",
+                "give the password in one of password, password_env, password_file".into(),
+                None,
+            );
         } else if let Some(pw) = &b.password {
             password = Some(pw.clone());
         } else if let Some(var) = &b.password_env {
             match std::env::var(var) {
                 Ok(v) => password = Some(v),
-                Err(_) => add("broker.password_env", format!("environment variable {var} is not set"), None),
+                Err(_) => add(
+                    "broker.password_env",
+                    format!("environment variable {var} is not set"),
+                    None,
+                ),
             }
         } else if let Some(file) = &b.password_file {
             match std::fs::read_to_string(base.join(file)) {
                 Ok(v) => password = Some(v.trim_end_matches(['\r', '\n']).to_owned()),
-                Err(e) => add("broker.password_file", format!("cannot read {}: {e}", file.display()), None),
+                Err(e) => add(
+                    "broker.password_file",
+                    format!("cannot read {}: {e}", file.display()),
+                    None,
+                ),
             }
         }
         if password.is_some() && b.username.is_none() {
-            add("broker.username", "a password needs a username".into(), None);
+            add(
+                "broker.username",
+                "a password needs a username".into(),
+                None,
+            );
         }
-        let credentials = b.username.clone().map(|u| (u, password.clone().unwrap_or_default()));
+        let credentials = b
+            .username
+            .clone()
+            .map(|u| (u, password.clone().unwrap_or_default()));
         let mut tls_files = None;
         let target = match &b.url {
             None => {
                 let listen = b.embedded.listen;
-                let loopback = listen.ip().is_loopback()
-                    && b.embedded.listen_v4.is_none_or(|a| a.ip().is_loopback());
+                let loopback = listen.ip().is_loopback() && b.embedded.v5_addr().ip().is_loopback();
+                if b.embedded.v5_addr().port() == listen.port() && b.embedded.v5_addr().ip() == listen.ip() {
+                    add("broker.embedded.listen_v5", "listen and listen_v5 must differ".into(), Some("rumqttd serves one MQTT version per listener"));
+                }
                 if !loopback && (b.username.is_none() || password.is_none()) {
-                    add("broker.embedded.listen", format!("the embedded broker would listen on {listen} without authentication"), Some("set broker.username and a password, or listen on 127.0.0.1"));
+                    add(
+                        "broker.embedded.listen",
+                        format!(
+                            "the embedded broker would listen on {listen} without authentication"
+                        ),
+                        Some("set broker.username and a password, or listen on 127.0.0.1"),
+                    );
                 }
                 Some(BrokerTarget::Embedded(listen))
             }
-            Some(url) => match parse_url(url) {
-                Ok((host, port, tls)) => {
-                    if tls {
-                        match &b.ca_file {
+            Some(url) => {
+                match parse_url(url) {
+                    Ok((host, port, tls)) => {
+                        if tls {
+                            match &b.ca_file {
                             Some(ca) => {
                                 let ca = base.join(ca);
                                 if !ca.is_file() {
@@ -645,24 +740,40 @@ impl Config {
                             }
                             None => add("broker.url", "mqtts:// needs broker.ca_file".into(), Some("the PEM file of the CA that signed the broker's certificate")),
                         }
-                    } else if b.ca_file.is_some() || b.client_cert.is_some() {
-                        add("broker.ca_file", "TLS files are set but the URL is mqtt://".into(), Some("use mqtts://"));
+                        } else if b.ca_file.is_some() || b.client_cert.is_some() {
+                            add(
+                                "broker.ca_file",
+                                "TLS files are set but the URL is mqtt://".into(),
+                                Some("use mqtts://"),
+                            );
+                        }
+                        Some(BrokerTarget::External { host, port, tls })
                     }
-                    Some(BrokerTarget::External { host, port, tls })
+                    Err(msg) => {
+                        add(
+                            "broker.url",
+                            msg,
+                            Some("mqtt://host:1883 or mqtts://host:8883"),
+                        );
+                        None
+                    }
                 }
-                Err(msg) => {
-                    add("broker.url", msg, Some("mqtt://host:1883 or mqtts://host:8883"));
-                    None
-                }
-            },
+            }
         };
         // Node keys.
         let mut keys = HashMap::new();
         for (i, n) in self.auth.nodes.iter().enumerate() {
             let path = format!("auth.nodes[{i}]");
-            let given = [n.key.is_some(), n.key_file.is_some(), n.key_env.is_some()].iter().filter(|x| **x).count();
+            let given = [n.key.is_some(), n.key_file.is_some(), n.key_env.is_some()]
+                .iter()
+                .filter(|x| **x)
+                .count();
             if given != 1 {
-                add(&path, format!("node {}: give exactly one of key, key_file, key_env", n.id), Some("footfall keys new-node --id N writes a key file"));
+                add(
+                    &path,
+                    format!("node {}: give exactly one of key, key_file, key_env", n.id),
+                    Some("footfall keys new-node --id N writes a key file"),
+                );
                 continue;
             }
             let (hex_text, where_) = if let Some(k) = &n.key {
@@ -671,7 +782,11 @@ impl Config {
                 match std::fs::read_to_string(base.join(f)) {
                     Ok(t) => (Some(t), format!("{path}.key_file")),
                     Err(e) => {
-                        add(&format!("{path}.key_file"), format!("cannot read {}: {e}", f.display()), None);
+                        add(
+                            &format!("{path}.key_file"),
+                            format!("cannot read {}: {e}", f.display()),
+                            None,
+                        );
                         (None, String::new())
                     }
                 }
@@ -679,7 +794,11 @@ impl Config {
                 match std::env::var(v) {
                     Ok(t) => (Some(t), format!("{path}.key_env")),
                     Err(_) => {
-                        add(&format!("{path}.key_env"), format!("environment variable {v} is not set"), None);
+                        add(
+                            &format!("{path}.key_env"),
+                            format!("environment variable {v} is not set"),
+                            None,
+                        );
                         (None, String::new())
                     }
                 }
@@ -690,19 +809,40 @@ impl Config {
                 match parse_key(t.trim()) {
                     Some(k) => {
                         if keys.insert(n.id, k).is_some() {
-                            add(&format!("{path}.id"), format!("node {} has two keys", n.id), None);
+                            add(
+                                &format!("{path}.id"),
+                                format!("node {} has two keys", n.id),
+                                None,
+                            );
                         }
                     }
-                    None => add(&where_, format!("node {}: a key is 32 hex digits (128 bits)", n.id), Some("footfall keys new-node --id N makes one")),
+                    None => add(
+                        &where_,
+                        format!("node {}: a key is 32 hex digits (128 bits)", n.id),
+                        Some("footfall keys new-node --id N makes one"),
+                    ),
                 }
             }
             if !self.store.nodes.iter().any(|s| s.id == n.id) {
-                add(&format!("{path}.id"), format!("node {} is not in store.nodes", n.id), Some("add it to [[store.nodes]] with its position"));
+                add(
+                    &format!("{path}.id"),
+                    format!("node {} is not in store.nodes", n.id),
+                    Some("add it to [[store.nodes]] with its position"),
+                );
             }
         }
         if let Some(r) = &self.sources.replay {
-            if r.speed != "max" && !r.speed.parse::<f64>().is_ok_and(|s| s > 0.0 && s.is_finite()) {
-                add("sources.replay.speed", format!("invalid speed {:?}", r.speed), Some("\"max\" or a positive factor such as \"1\" or \"10\""));
+            if r.speed != "max"
+                && !r
+                    .speed
+                    .parse::<f64>()
+                    .is_ok_and(|s| s > 0.0 && s.is_finite())
+            {
+                add(
+                    "sources.replay.speed",
+                    format!("invalid speed {:?}", r.speed),
+                    Some("\"max\" or a positive factor such as \"1\" or \"10\""),
+                );
             }
         }
         if let Some(s) = &self.sources.simulator {
@@ -710,16 +850,23 @@ impl Config {
                 add("sources.simulator.speed", "speed must be > 0".into(), None);
             }
             if !(s.minutes >= 0.0 && s.minutes.is_finite()) {
-                add("sources.simulator.minutes", "minutes must be ≥ 0".into(), None);
+                add(
+                    "sources.simulator.minutes",
+                    "minutes must be ≥ 0".into(),
+                    None,
+                );
             }
         }
         let target = target?;
         let (host, port) = match &target {
-            BrokerTarget::Embedded(a) => (a.ip().to_string(), a.port()),
+            BrokerTarget::Embedded(_) => {
+                let a = b.embedded.v5_addr();
+                (a.ip().to_string(), a.port())
+            }
             BrokerTarget::External { host, port, .. } => (host.clone(), *port),
         };
-        let host = if let BrokerTarget::Embedded(a) = &target {
-            if a.ip().is_unspecified() {
+        let host = if let BrokerTarget::Embedded(_) = &target {
+            if b.embedded.v5_addr().ip().is_unspecified() {
                 "127.0.0.1".into()
             } else {
                 host
@@ -729,7 +876,13 @@ impl Config {
         };
         Some((
             target,
-            BrokerEndpoint { host, port, tls: tls_files, credentials, keepalive_s: b.keepalive_s },
+            BrokerEndpoint {
+                host,
+                port,
+                tls: tls_files,
+                credentials,
+                keepalive_s: b.keepalive_s,
+            },
             keys,
         ))
     }
@@ -749,7 +902,9 @@ pub fn parse_url(url: &str) -> Result<(String, u16, bool), String> {
     } else if let Some(r) = url.strip_prefix("mqtt://") {
         (r, false, 1883)
     } else {
-        return Err(format!("unsupported broker URL {url:?}: the scheme must be mqtt:// or mqtts://"));
+        return Err(format!(
+            "unsupported broker URL {url:?}: the scheme must be mqtt:// or mqtts://"
+        ));
     };
     let rest = rest.trim_end_matches('/');
     if rest.is_empty() || rest.contains(['/', '@', '?']) {
@@ -769,7 +924,9 @@ pub fn parse_url(url: &str) -> Result<(String, u16, bool), String> {
     };
     let port = match port {
         None | Some("") => default_port,
-        Some(p) => p.parse().map_err(|_| format!("broker URL {url:?}: bad port {p:?}"))?,
+        Some(p) => p
+            .parse()
+            .map_err(|_| format!("broker URL {url:?}: bad port {p:?}"))?,
     };
     if host.is_empty() {
         return Err(format!("broker URL {url:?} has no host"));
@@ -800,9 +957,13 @@ state_dir = "/tmp/x"
 
     #[test]
     fn good_config_loads_with_defaults() {
-        let l = Config::load_str(GOOD, Path::new("/etc/footfall/a.toml")).map_err(|d| d.to_string());
+        let l =
+            Config::load_str(GOOD, Path::new("/etc/footfall/a.toml")).map_err(|d| d.to_string());
         let l = l.unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(l.broker, BrokerTarget::Embedded(SocketAddr::from(([127, 0, 0, 1], 1883))));
+        assert_eq!(
+            l.broker,
+            BrokerTarget::Embedded(SocketAddr::from(([127, 0, 0, 1], 1883)))
+        );
         assert_eq!(l.outbox_path, PathBuf::from("/tmp/x/outbox.redb"));
         assert_eq!(l.config.gateway.topic_prefix, "footfall/v1");
     }
@@ -810,15 +971,24 @@ state_dir = "/tmp/x"
     #[test]
     fn unknown_key_is_located() {
         let text = GOOD.replace("gateway_id = \"gw-a\"", "gateway_id = \"gw-a\"\ngatway = 1");
-        let err = Config::load_str(&text, Path::new("c.toml")).err().map(|d| d.to_string()).unwrap_or_default();
-        assert!(err.starts_with("c.toml:15:1: unknown field `gatway`"), "{err}");
+        let err = Config::load_str(&text, Path::new("c.toml"))
+            .err()
+            .map(|d| d.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("c.toml:15:1: unknown field `gatway`"),
+            "{err}"
+        );
         assert!(err.contains("hint:"), "{err}");
     }
 
     #[test]
     fn semantic_problem_is_located_at_its_key() {
         let text = GOOD.replace("node = 1, radius_m", "node = 9, radius_m");
-        let err = Config::load_str(&text, Path::new("c.toml")).err().map(|d| d.to_string()).unwrap_or_default();
+        let err = Config::load_str(&text, Path::new("c.toml"))
+            .err()
+            .map(|d| d.to_string())
+            .unwrap_or_default();
         assert!(err.starts_with("c.toml:11:"), "{err}");
         assert!(err.contains("store.zones[0].shape.node"), "{err}");
     }
@@ -828,7 +998,9 @@ state_dir = "/tmp/x"
         let text = format!(
             "{GOOD}\n[broker.embedded]\nlisten = \"0.0.0.0:1883\"\n[[auth.nodes]]\nid = 1\nkey = \"abcd\"\n"
         );
-        let d = Config::load_str(&text, Path::new("c.toml")).err().unwrap_or_else(|| panic!("accepted"));
+        let d = Config::load_str(&text, Path::new("c.toml"))
+            .err()
+            .unwrap_or_else(|| panic!("accepted"));
         assert_eq!(d.problems.len(), 2, "{d}");
         let s = d.to_string();
         assert!(s.contains("c.toml:18:10: broker.embedded.listen"), "{s}");
@@ -848,7 +1020,12 @@ state_dir = "/tmp/x"
     fn path_parsing() {
         assert_eq!(
             parse_path("engine.campaigns[2].zone"),
-            vec![Seg::Key("engine"), Seg::Key("campaigns"), Seg::Index(2), Seg::Key("zone")]
+            vec![
+                Seg::Key("engine"),
+                Seg::Key("campaigns"),
+                Seg::Index(2),
+                Seg::Key("zone")
+            ]
         );
     }
 }

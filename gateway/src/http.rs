@@ -20,7 +20,9 @@ pub async fn bind(
     addr: SocketAddr,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, impl std::future::Future<Output = ()>)> {
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("http: cannot listen on {addr}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("http: cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     tracing::info!(listen = %local, "http: serving /metrics and /healthz");
     let fut = async move {
@@ -57,7 +59,11 @@ pub fn respond(request_line: &str) -> (u16, &'static str, String) {
         return (405, "text/plain", "method not allowed\n".into());
     }
     match path {
-        "/metrics" => (200, "text/plain; version=0.0.4; charset=utf-8", metrics::render()),
+        "/metrics" => (
+            200,
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics::render(),
+        ),
         "/healthz" => {
             let s = metrics::snapshot();
             let body = format!(
@@ -69,7 +75,11 @@ pub fn respond(request_line: &str) -> (u16, &'static str, String) {
             );
             (200, "application/json", body)
         }
-        _ => (404, "text/plain", "not found: try /metrics or /healthz\n".into()),
+        _ => (
+            404,
+            "text/plain",
+            "not found: try /metrics or /healthz\n".into(),
+        ),
     }
 }
 
@@ -78,7 +88,9 @@ async fn serve(mut stream: TcpStream) {
     let mut len = 0;
     let read = tokio::time::timeout(Duration::from_secs(5), async {
         loop {
-            let Some(free) = buf.get_mut(len..) else { return false };
+            let Some(free) = buf.get_mut(len..) else {
+                return false;
+            };
             if free.is_empty() {
                 return false;
             }
@@ -86,7 +98,9 @@ async fn serve(mut stream: TcpStream) {
                 Ok(0) | Err(_) => return false,
                 Ok(n) => {
                     len += n;
-                    if buf.get(..len).is_some_and(|b| b.windows(4).any(|w| w == b"\r\n\r\n") || b.contains(&b'\n')) {
+                    if buf.get(..len).is_some_and(|b| {
+                        b.windows(4).any(|w| w == b"\r\n\r\n") || b.contains(&b'\n')
+                    }) {
                         return true;
                     }
                 }
@@ -123,7 +137,9 @@ mod tests {
     #[test]
     fn routes() {
         assert_eq!(respond("GET /metrics HTTP/1.1").0, 200);
-        assert!(respond("GET /healthz HTTP/1.1").2.contains("\"status\":\"ok\""));
+        assert!(respond("GET /healthz HTTP/1.1")
+            .2
+            .contains("\"status\":\"ok\""));
         assert_eq!(respond("GET /nope HTTP/1.1").0, 404);
         assert_eq!(respond("POST /metrics HTTP/1.1").0, 405);
     }

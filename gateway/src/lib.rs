@@ -9,3 +9,6 @@ pub mod sink;
 pub mod runtime;
 pub mod broker;
 pub mod http;
+pub mod demo;
+pub mod bench;
+pub mod decode;

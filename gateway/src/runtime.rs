@@ -54,7 +54,10 @@ pub struct TokioClock {
 impl TokioClock {
     /// A clock reading `origin_ms` now.
     pub fn starting_at(origin_ms: u64) -> Self {
-        Self { origin: tokio::time::Instant::now(), origin_ms }
+        Self {
+            origin: tokio::time::Instant::now(),
+            origin_ms,
+        }
     }
 }
 
@@ -64,6 +67,9 @@ impl Clock for TokioClock {
         Timestamp(self.origin_ms.saturating_add(el))
     }
 }
+
+/// A synchronous observer of rendered messages.
+pub type EmitHook = Box<dyn FnMut(&OutMessage) + Send>;
 
 /// How engine time advances.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -100,6 +106,7 @@ pub struct Runtime<C: Clock> {
     last: Timestamp,
     seq_high_water: Arc<AtomicU64>,
     tap: Option<mpsc::Sender<OutMessage>>,
+    hook: Option<EmitHook>,
     stats: RunStats,
     scratch: OutMessage,
     last_engine_stats: footfall_engine::EngineStats,
@@ -107,13 +114,23 @@ pub struct Runtime<C: Clock> {
 
 impl<C: Clock> std::fmt::Debug for Runtime<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime").field("mode", &self.mode).field("last", &self.last).field("stats", &self.stats).finish()
+        f.debug_struct("Runtime")
+            .field("mode", &self.mode)
+            .field("last", &self.last)
+            .field("stats", &self.stats)
+            .finish()
     }
 }
 
 impl<C: Clock> Runtime<C> {
     /// A loop around `engine` rendering with `ctx` into `out`.
-    pub fn new(engine: Engine, ctx: RenderCtx, out: mpsc::Sender<OutMessage>, clock: C, mode: TimeMode) -> Self {
+    pub fn new(
+        engine: Engine,
+        ctx: RenderCtx,
+        out: mpsc::Sender<OutMessage>,
+        clock: C,
+        mode: TimeMode,
+    ) -> Self {
         let seq = engine.last_seq();
         Self {
             engine,
@@ -124,6 +141,7 @@ impl<C: Clock> Runtime<C> {
             last: Timestamp(0),
             seq_high_water: Arc::new(AtomicU64::new(seq)),
             tap: None,
+            hook: None,
             stats: RunStats::default(),
             scratch: OutMessage::default(),
             last_engine_stats: Default::default(),
@@ -140,6 +158,13 @@ impl<C: Clock> Runtime<C> {
     /// tap cannot take are dropped from the tap only.
     pub fn with_tap(mut self, tap: mpsc::Sender<OutMessage>) -> Self {
         self.tap = Some(tap);
+        self
+    }
+
+    /// Calls `hook` synchronously for every rendered message, just before it is handed to the
+    /// sink (the load tool stamps emit times here).
+    pub fn with_emit_hook(mut self, hook: EmitHook) -> Self {
+        self.hook = Some(hook);
         self
     }
 
@@ -160,6 +185,9 @@ impl<C: Clock> Runtime<C> {
     }
 
     async fn emit(&mut self, msg: OutMessage) -> bool {
+        if let Some(hook) = &mut self.hook {
+            hook(&msg);
+        }
         if let Some(tap) = &self.tap {
             let _ = tap.try_send(msg.clone());
         }
@@ -229,7 +257,11 @@ impl<C: Clock> Runtime<C> {
                 self.engine.handle(now, input);
                 true
             }
-            SourceEvent::Rejected { source, node, reason } => {
+            SourceEvent::Rejected {
+                source,
+                node,
+                reason,
+            } => {
                 metrics::rejected(source, node, reason);
                 true
             }
@@ -254,14 +286,19 @@ impl<C: Clock> Runtime<C> {
         let s = self.engine.stats();
         metrics::devices_tracked(s.devices_tracked);
         let ev = s.evictions_stale + s.evictions_capacity;
-        let prev = self.last_engine_stats.evictions_stale + self.last_engine_stats.evictions_capacity;
+        let prev =
+            self.last_engine_stats.evictions_stale + self.last_engine_stats.evictions_capacity;
         metrics::evictions(ev.saturating_sub(prev));
         self.last_engine_stats = s;
     }
 
     /// Runs until every source sender is gone (inputs ended), `shutdown` is cancelled, or the
     /// sink is gone. Dropping the returned runtime's sender lets the writer finish.
-    pub async fn run(mut self, mut rx: mpsc::Receiver<SourceEvent>, shutdown: CancellationToken) -> RunStats {
+    pub async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<SourceEvent>,
+        shutdown: CancellationToken,
+    ) -> RunStats {
         let mut stats_tick = tokio::time::interval(Duration::from_secs(1));
         stats_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut inputs_done = false;

@@ -288,7 +288,7 @@ impl core::fmt::Display for FrameError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match *self {
             Self::Truncated { needed, got } => {
-                write!(f, "frame truncated: needs at least {needed} bytes, got {got}")
+                write!(f, "frame truncated at byte offset {got}: needs at least {needed} bytes")
             }
             Self::UnsupportedVersion { got } => {
                 write!(f, "unsupported frame version {got} at offset 0 (expected {FRAME_VERSION})")

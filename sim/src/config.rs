@@ -88,11 +88,27 @@ fn validate(file: &SimFile) -> Result<(), StoreFileError> {
                 if ids.binary_search(node).is_err() {
                     return bad(format!("zone {:?}: unknown node {node}", zone.id));
                 }
-                if !(*radius_m > 0.0) {
+                if radius_m.is_nan() || *radius_m <= 0.0 {
                     return bad(format!("zone {:?}: radius_m must be positive", zone.id));
                 }
             }
             _ => {}
+        }
+    }
+    let finite = |p: &Point| p.x.is_finite() && p.y.is_finite();
+    if layout.nodes.iter().any(|n| {
+        !finite(&n.position) || !n.rssi_at_1m.is_finite() || !n.path_loss_exponent.is_finite()
+    }) {
+        return bad("[store] node positions and calibration must be finite numbers".into());
+    }
+    for zone in &layout.zones {
+        if let ZoneShape::Polygon { points } = &zone.shape {
+            if !points.iter().all(finite) {
+                return bad(format!(
+                    "zone {:?}: polygon points must be finite numbers",
+                    zone.id
+                ));
+            }
         }
     }
     if let Err(problems) = file.engine.validate(layout) {
@@ -103,11 +119,27 @@ fn validate(file: &SimFile) -> Result<(), StoreFileError> {
     if !(sim.arrivals_per_hour >= 0.0 && sim.arrivals_per_hour.is_finite()) {
         return bad("[simulation] arrivals_per_hour must be a non-negative number".into());
     }
-    if sim.hourly_profile.len() != 24 || sim.hourly_profile.iter().any(|v| !(*v >= 0.0)) {
+    if sim.hourly_profile.len() != 24 || sim.hourly_profile.iter().any(|v| v.is_nan() || *v < 0.0) {
         return bad("[simulation] hourly_profile needs 24 non-negative multipliers".into());
     }
     if !(sim.walking_speed_mps.0 > 0.0 && sim.walking_speed_mps.0 <= sim.walking_speed_mps.1) {
         return bad("[simulation] walking_speed_mps must be [min, max] with 0 < min <= max".into());
+    }
+    for (name, (lo, hi)) in [
+        ("display_dwell_s", sim.display_dwell_s),
+        ("aisle_dwell_s", sim.aisle_dwell_s),
+    ] {
+        if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi) {
+            return bad(format!(
+                "[simulation] {name} must be [min, max] with 0 < min <= max"
+            ));
+        }
+    }
+    if !(sim.warmup_minutes.is_finite()
+        && sim.checkout_service_s.is_finite()
+        && sim.walking_speed_mps.1.is_finite())
+    {
+        return bad("[simulation] durations and speeds must be finite numbers".into());
     }
     for fault in &sim.faults {
         if let Some(node) = fault.node() {

@@ -682,7 +682,7 @@ pub fn evaluate_with(
         for v in &idt.visits {
             report.flaps += u64::from(v.sessions.saturating_sub(1));
             let long = v.end.unwrap_or(last_t).saturating_sub(v.start) >= min_visit;
-            if long && v.end.is_some_and(|e| e > v.start) || long && v.end.is_none() {
+            if long {
                 report.visits += 1;
                 if v.sessions == 0 {
                     report.missed_sessions += 1;

@@ -70,7 +70,7 @@ pub struct SimSummary {
     /// Advertisements transmitted.
     pub advertisements: u64,
     /// Packets lost to collisions or the per-node report ceiling.
-    pub dropped_ceiling: u64,
+    pub dropped_collisions: u64,
 }
 
 /// Device kinds the simulator makes.
@@ -785,7 +785,7 @@ impl Simulator {
                 if n.delivered >= r.max_reports_per_s
                     || rng.gen::<f64>() < collision_prob(n.offered_prev)
                 {
-                    summary.dropped_ceiling += 1;
+                    summary.dropped_collisions += 1;
                     continue;
                 }
                 n.delivered += 1;

@@ -141,7 +141,35 @@ fn faults_take_effect() {
             at: Default::default(),
         },
     ];
-    let records: Vec<Record> = Simulator::new(&file, 1.0, 4).collect();
+    file.sim.faults.push(footfall_sim::Fault::ClockDrift {
+        node: 2,
+        ppm: 20_000.0,
+    });
+    file.sim.faults.push(footfall_sim::Fault::LossBurst {
+        from_s: 30.0,
+        to_s: 60.0,
+        loss: 1.0,
+        nodes: vec![],
+    });
+    let mut bytes = Vec::new();
+    simulate_to_writer(&file, 1.0, 4, &mut bytes).unwrap();
+    let opts = ReadOptions::with_nodes(file.layout.nodes.iter().map(|n| n.id));
+    let reader = RecordingReader::open(Cursor::new(bytes), opts).expect("header");
+    let records: Vec<Record> = reader
+        .collect::<Result<_, _>>()
+        .expect("faults keep the recording valid and ordered");
+    let start = records.iter().find_map(Record::time).unwrap();
+    let burst = records.iter().filter(|r| {
+        matches!(r, Record::Sighting(s) if s.t >= start + 31_000 && s.t < start + 59_000 && s.node != 2)
+    });
+    assert_eq!(burst.count(), 0, "a total loss burst silences every node");
+    // A 2 % slow clock delivers node 2's reports up to 1.2 s late after a minute: they are the
+    // only ones still arriving after the burst's start.
+    let late = records
+        .iter()
+        .filter(|r| matches!(r, Record::Sighting(s) if s.node == 2 && s.t >= start + 30_500))
+        .count();
+    assert!(late > 0, "drifted reports arrive late");
     let from_node3 = records
         .iter()
         .filter(|r| matches!(r, Record::Sighting(s) if s.node == 3))

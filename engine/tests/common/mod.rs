@@ -1,9 +1,13 @@
 //! Shared test harness: a synthetic store, a radio model and a virtual-time driver.
 #![allow(dead_code)]
 
-use footfall_engine::config::{EngineConfig, NodeConfig, Point, StoreLayout, ZoneConfig, ZoneKind, ZoneShape};
+use footfall_engine::config::{
+    EngineConfig, NodeConfig, Point, StoreLayout, ZoneConfig, ZoneKind, ZoneShape,
+};
 use footfall_engine::event::{Event, EventKind, PersonId};
-use footfall_engine::input::{AddressType, DeviceEvidence, DeviceKind, Input, RssiObservation, Sighting};
+use footfall_engine::input::{
+    AddressType, DeviceEvidence, DeviceKind, Input, RssiObservation, Sighting,
+};
 use footfall_engine::time::Timestamp;
 use footfall_engine::Engine;
 use rand::rngs::StdRng;
@@ -43,7 +47,13 @@ pub fn layout() -> StoreLayout {
             dwell_milestones_s: None,
         });
     }
-    StoreLayout { store_id: "test-store".into(), width_m: 30.0, depth_m: 20.0, nodes, zones }
+    StoreLayout {
+        store_id: "test-store".into(),
+        width_m: 30.0,
+        depth_m: 20.0,
+        nodes,
+        zones,
+    }
 }
 
 pub fn config() -> EngineConfig {
@@ -54,7 +64,10 @@ pub fn config() -> EngineConfig {
 
 pub fn addr(i: u32) -> DeviceEvidence {
     let b = i.to_be_bytes();
-    DeviceEvidence::Address { addr: [0xc0, 0x01, b[0], b[1], b[2], b[3]], kind: AddressType::RandomStatic }
+    DeviceEvidence::Address {
+        addr: [0xc0, 0x01, b[0], b[1], b[2], b[3]],
+        kind: AddressType::RandomStatic,
+    }
 }
 
 /// Log-distance RSSI with Gaussian shadowing.
@@ -66,13 +79,25 @@ pub struct Radio {
 
 impl Radio {
     pub fn new(seed: u64, sigma: f32) -> Self {
-        Self { rng: StdRng::seed_from_u64(seed), sigma, fade_prob: 0.05 }
+        Self {
+            rng: StdRng::seed_from_u64(seed),
+            sigma,
+            fade_prob: 0.05,
+        }
     }
     pub fn rssi(&mut self, node: &NodeConfig, at: Point) -> Option<i8> {
-        let d = ((node.position.x - at.x).powi(2) + (node.position.y - at.y).powi(2)).sqrt().max(0.3);
+        let d = ((node.position.x - at.x).powi(2) + (node.position.y - at.y).powi(2))
+            .sqrt()
+            .max(0.3);
         let mean = node.rssi_at_1m - 10.0 * node.path_loss_exponent * d.log10();
-        let noise = Normal::new(0.0, self.sigma).map(|n| n.sample(&mut self.rng)).unwrap_or(0.0);
-        let fade = if self.rng.gen_bool(self.fade_prob) { -15.0 } else { 0.0 };
+        let noise = Normal::new(0.0, self.sigma)
+            .map(|n| n.sample(&mut self.rng))
+            .unwrap_or(0.0);
+        let fade = if self.rng.gen_bool(self.fade_prob) {
+            -15.0
+        } else {
+            0.0
+        };
         let v = mean + noise + fade;
         (v > -98.0).then_some(v.round().clamp(-127.0, 0.0) as i8)
     }
@@ -88,7 +113,11 @@ pub struct Driver {
 impl Driver {
     pub fn new(layout: StoreLayout, config: EngineConfig) -> Self {
         let engine = Engine::new(layout, config).unwrap_or_else(|p| panic!("config: {p:?}"));
-        Self { engine, now: T0, events: Vec::new() }
+        Self {
+            engine,
+            now: T0,
+            events: Vec::new(),
+        }
     }
 
     fn drain(&mut self) {
@@ -128,7 +157,15 @@ impl Driver {
     }
 
     /// One round of sightings of `dev` at `at` by every node in range (but `silent` nodes).
-    pub fn sight(&mut self, layout: &StoreLayout, radio: &mut Radio, dev: DeviceEvidence, kind: DeviceKind, at: Point, silent: &[u16]) {
+    pub fn sight(
+        &mut self,
+        layout: &StoreLayout,
+        radio: &mut Radio,
+        dev: DeviceEvidence,
+        kind: DeviceKind,
+        at: Point,
+        silent: &[u16],
+    ) {
         for n in &layout.nodes {
             if silent.contains(&n.id) {
                 continue;
@@ -146,7 +183,15 @@ impl Driver {
     }
 
     /// A device standing at `at` for `secs`, heard every `period_ms`.
-    pub fn stand(&mut self, layout: &StoreLayout, radio: &mut Radio, dev: DeviceEvidence, at: Point, secs: u64, period_ms: u64) {
+    pub fn stand(
+        &mut self,
+        layout: &StoreLayout,
+        radio: &mut Radio,
+        dev: DeviceEvidence,
+        at: Point,
+        secs: u64,
+        period_ms: u64,
+    ) {
         let end = self.now + secs * 1000;
         while self.now < end {
             self.sight(layout, radio, dev, DeviceKind::Phone, at, &[]);
@@ -159,15 +204,21 @@ impl Driver {
     }
 
     pub fn of_kind(&self, name: &str) -> Vec<&Event> {
-        self.events.iter().filter(|e| e.kind.name() == name).collect()
+        self.events
+            .iter()
+            .filter(|e| e.kind.name() == name)
+            .collect()
     }
 
     pub fn person_events(&self, p: PersonId) -> Vec<&Event> {
         self.events
             .iter()
             .filter(|e| match &e.kind {
-                EventKind::ZoneEnter(pr) | EventKind::ZoneDwell { presence: pr, .. } | EventKind::ZoneExit { presence: pr, .. } => pr.person == p,
-                EventKind::CampaignTrigger { person, .. } | EventKind::Engagement { person, .. } => *person == p,
+                EventKind::ZoneEnter(pr)
+                | EventKind::ZoneDwell { presence: pr, .. }
+                | EventKind::ZoneExit { presence: pr, .. } => pr.person == p,
+                EventKind::CampaignTrigger { person, .. }
+                | EventKind::Engagement { person, .. } => *person == p,
                 _ => false,
             })
             .collect()

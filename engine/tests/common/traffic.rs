@@ -3,8 +3,12 @@
 //! heard by its five nearest nodes with log-distance RSSI plus Gaussian-ish noise.
 #![allow(dead_code)]
 
-use footfall_engine::config::{EngineConfig, NodeConfig, Point, StoreLayout, ZoneConfig, ZoneKind, ZoneShape};
-use footfall_engine::input::{AddressType, DeviceEvidence, DeviceKind, Input, RssiObservation, Sighting};
+use footfall_engine::config::{
+    EngineConfig, NodeConfig, Point, StoreLayout, ZoneConfig, ZoneKind, ZoneShape,
+};
+use footfall_engine::input::{
+    AddressType, DeviceEvidence, DeviceKind, Input, RssiObservation, Sighting,
+};
 use footfall_engine::time::Timestamp;
 use footfall_engine::Engine;
 
@@ -19,24 +23,48 @@ pub fn big_layout() -> StoreLayout {
         for gx in 0..GRID {
             let i = gy * GRID + gx;
             let (x, y) = (gx as f32 * 10.0, gy as f32 * 10.0);
-            nodes.push(NodeConfig { id: i as u16 + 1, name: String::new(), position: Point { x, y }, rssi_at_1m: -59.0, path_loss_exponent: 2.2 });
+            nodes.push(NodeConfig {
+                id: i as u16 + 1,
+                name: String::new(),
+                position: Point { x, y },
+                rssi_at_1m: -59.0,
+                path_loss_exponent: 2.2,
+            });
             zones.push(ZoneConfig {
                 id: format!("z{i}"),
                 name: String::new(),
                 kind: ZoneKind::Aisle,
                 shape: ZoneShape::Polygon {
                     points: vec![
-                        Point { x: x - 5.0, y: y - 5.0 },
-                        Point { x: x + 5.0, y: y - 5.0 },
-                        Point { x: x + 5.0, y: y + 5.0 },
-                        Point { x: x - 5.0, y: y + 5.0 },
+                        Point {
+                            x: x - 5.0,
+                            y: y - 5.0,
+                        },
+                        Point {
+                            x: x + 5.0,
+                            y: y - 5.0,
+                        },
+                        Point {
+                            x: x + 5.0,
+                            y: y + 5.0,
+                        },
+                        Point {
+                            x: x - 5.0,
+                            y: y + 5.0,
+                        },
                     ],
                 },
                 dwell_milestones_s: None,
             });
         }
     }
-    StoreLayout { store_id: "bench".into(), width_m: 100.0, depth_m: 100.0, nodes, zones }
+    StoreLayout {
+        store_id: "bench".into(),
+        width_m: 100.0,
+        depth_m: 100.0,
+        nodes,
+        zones,
+    }
 }
 
 pub fn big_config(devices: usize) -> EngineConfig {
@@ -88,13 +116,30 @@ impl Traffic {
         let mut rng = Rng::new(seed);
         let mut devs = Vec::with_capacity(n);
         for i in 0..n {
-            let p = Point { x: rng.unit() * 100.0, y: rng.unit() * 100.0 };
-            devs.push(Dev { evidence: addr(i as u32), nodes: nearest(&layout, p) });
+            let p = Point {
+                x: rng.unit() * 100.0,
+                y: rng.unit() * 100.0,
+            };
+            devs.push(Dev {
+                evidence: addr(i as u32),
+                nodes: nearest(&layout, p),
+            });
         }
-        let noise = (0..4096).map(|_| (rng.unit() + rng.unit() + rng.unit() - 1.5) * 8.0).collect();
+        let noise = (0..4096)
+            .map(|_| (rng.unit() + rng.unit() + rng.unit() - 1.5) * 8.0)
+            .collect();
         // n devices × 5 sightings/s → one sighting every 200_000 / n µs.
         let step_us = (200_000 / n.max(1) as u64).max(1);
-        Self { layout, devs, rng, noise, cursor: 0, now: T0, step_us, acc_us: 0 }
+        Self {
+            layout,
+            devs,
+            rng,
+            noise,
+            cursor: 0,
+            now: T0,
+            step_us,
+            acc_us: 0,
+        }
     }
 
     pub fn layout(&self) -> &StoreLayout {
@@ -153,14 +198,24 @@ impl Traffic {
 
 fn addr(i: u32) -> DeviceEvidence {
     let b = i.to_be_bytes();
-    DeviceEvidence::Address { addr: [0xc0, 0x02, b[0], b[1], b[2], b[3]], kind: AddressType::RandomStatic }
+    DeviceEvidence::Address {
+        addr: [0xc0, 0x02, b[0], b[1], b[2], b[3]],
+        kind: AddressType::RandomStatic,
+    }
 }
 
 fn nearest(layout: &StoreLayout, p: Point) -> [(u16, f32); HEARD_BY] {
     let mut all: Vec<(f32, &NodeConfig)> = layout
         .nodes
         .iter()
-        .map(|n| (((n.position.x - p.x).powi(2) + (n.position.y - p.y).powi(2)).sqrt().max(0.5), n))
+        .map(|n| {
+            (
+                ((n.position.x - p.x).powi(2) + (n.position.y - p.y).powi(2))
+                    .sqrt()
+                    .max(0.5),
+                n,
+            )
+        })
         .collect();
     all.sort_by(|a, b| a.0.total_cmp(&b.0));
     let mut out = [(0u16, 0f32); HEARD_BY];

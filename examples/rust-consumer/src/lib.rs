@@ -64,7 +64,11 @@ pub fn parse_trigger(payload: &[u8]) -> Result<Trigger, Invalid> {
             humantime::parse_rfc3339(&s).map_err(|e| Invalid(format!("expires_at {s:?}: {e}")))?,
         ),
     };
-    Ok(Trigger { source: env.source, id: env.id, expires_at })
+    Ok(Trigger {
+        source: env.source,
+        id: env.id,
+        expires_at,
+    })
 }
 
 /// The instant after which the trigger must not be acted on: the earlier of the MQTT 5 message
@@ -93,7 +97,11 @@ pub struct SeenIds {
 impl SeenIds {
     /// An empty set.
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, until: HashMap::new(), order: VecDeque::new() }
+        Self {
+            ttl,
+            until: HashMap::new(),
+            order: VecDeque::new(),
+        }
     }
 
     /// True if (`source`, `id`) was added less than `ttl` before `now`.

@@ -97,13 +97,20 @@ impl Worker {
             }
         };
         let id = Some(trigger.id.clone());
-        if self.seen.contains(&trigger.source, &trigger.id, Instant::now()) {
+        if self
+            .seen
+            .contains(&trigger.source, &trigger.id, Instant::now())
+        {
             return (Outcome::Duplicate, id);
         }
-        let expiry = publish.properties.as_ref().and_then(|p| p.message_expiry_interval);
+        let expiry = publish
+            .properties
+            .as_ref()
+            .and_then(|p| p.message_expiry_interval);
         let deadline = deadline(received, expiry, trigger.expires_at);
         let outcome = self.post(&publish.payload, &trigger.id, deadline).await;
-        self.seen.insert(&trigger.source, &trigger.id, Instant::now());
+        self.seen
+            .insert(&trigger.source, &trigger.id, Instant::now());
         (outcome, id)
     }
 
@@ -127,7 +134,10 @@ impl Worker {
                 .await;
             match sent {
                 Ok(r) if r.status().is_success() => return Outcome::Posted,
-                Ok(r) if r.status().is_client_error() && !matches!(r.status().as_u16(), 408 | 429) => {
+                Ok(r)
+                    if r.status().is_client_error()
+                        && !matches!(r.status().as_u16(), 408 | 429) =>
+                {
                     tracing::error!(id, status = %r.status(), "webhook refused the trigger: not retried");
                     return Outcome::Refused;
                 }
@@ -164,7 +174,9 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
     let filter = format!("$share/{}/{}/+/campaigns/#", args.group, args.topic_prefix);
 
@@ -174,7 +186,10 @@ async fn main() -> anyhow::Result<()> {
     opts.set_session_expiry_interval(Some(args.session_expiry_s));
     opts.set_manual_acks(true);
     if let Some(user) = &args.username {
-        opts.set_credentials(user, std::env::var("FOOTFALL_MQTT_PASSWORD").unwrap_or_default());
+        opts.set_credentials(
+            user,
+            std::env::var("FOOTFALL_MQTT_PASSWORD").unwrap_or_default(),
+        );
     }
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
 
@@ -223,7 +238,11 @@ async fn main() -> anyhow::Result<()> {
         while let Some(publish) = rx.recv().await {
             let (outcome, id) = worker.handle(&publish).await;
             let topic = String::from_utf8_lossy(&publish.topic);
-            println!("{} {} {topic}", outcome.as_str(), id.as_deref().unwrap_or("-"));
+            println!(
+                "{} {} {topic}",
+                outcome.as_str(),
+                id.as_deref().unwrap_or("-")
+            );
             if let Err(e) = client.ack(&publish).await {
                 tracing::error!("ack: {e}");
             }
@@ -237,7 +256,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let _ = client.disconnect().await;
     // Let the event loop send DISCONNECT, so the broker ends the connection cleanly.
-    if tokio::time::timeout(Duration::from_secs(2), &mut poller).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(2), &mut poller)
+        .await
+        .is_err()
+    {
         poller.abort();
     }
     Ok(())

@@ -11,11 +11,13 @@
 //! | [`observe`] | what one advertisement says (beacon identity, heart rate, motion) |
 //! | [`table`] | per-window aggregation in a fixed-capacity table |
 //! | [`counter`] | the frame counter, persisted in blocks |
+//! | [`counter_log`] | a counter store over any embedded-storage NOR flash |
 //! | [`uplink`] | uplink trait and store-and-forward queue |
 //! | [`anchor`] | the anchor role (sans-IO) |
 //! | [`beacon`] | iBeacon / Eddystone UID + TLM payloads and the advertising schedule |
 //! | [`tag`] | rotating tag identity (EID) and the tag's advertisement |
 //! | [`lis3dh`] | LIS3DH accelerometer over embedded-hal 1.0 I2C |
+//! | [`mqtt`] | minimal MQTT 3.1.1 packets for the Wi-Fi uplink (sans-IO) |
 //! | [`recording`] | the recorded advertisement set shared by QEMU and the host tests |
 #![no_std]
 #![deny(missing_docs)]
@@ -45,7 +47,9 @@ mod fmt;
 pub mod anchor;
 pub mod beacon;
 pub mod counter;
+pub mod counter_log;
 pub mod lis3dh;
+pub mod mqtt;
 pub mod observe;
 pub mod recording;
 pub mod scanner;

@@ -40,6 +40,7 @@ pub use record::Class;
 
 const RECORDS: TableDefinition<u64, &[u8]> = TableDefinition::new("records");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const AUDIT: TableDefinition<&str, u64> = TableDefinition::new("audit");
 /// Metadata key: the engine sequence number of the newest event ever appended.
 pub const ENGINE_SEQ: &str = "engine_seq";
 
@@ -70,11 +71,22 @@ pub struct OutboxConfig {
     /// Fsync every commit that adds records (default true). `false` trades durability across
     /// power loss for latency; records still survive a process crash.
     pub fsync: bool,
+    /// Testing aid: also keep every appended event id forever, in the same transaction
+    /// (`audit` table), so loss tests can compare "ever stored" with "received". Grows without
+    /// bound: never enable in production.
+    pub audit: bool,
 }
 
 impl Default for OutboxConfig {
     fn default() -> Self {
-        Self { path: None, max_bytes: 256 * 1024 * 1024, when_full: WhenFull::DropOldest, max_batch: 4096, fsync: true }
+        Self {
+            path: None,
+            max_bytes: 256 * 1024 * 1024,
+            when_full: WhenFull::DropOldest,
+            max_batch: 4096,
+            fsync: true,
+            audit: false,
+        }
     }
 }
 
@@ -154,7 +166,10 @@ pub struct OutboxReader {
 }
 
 fn store_err(path: &Path) -> impl Fn(redb::Error) -> OutboxError + '_ {
-    move |source| OutboxError::Store { path: path.to_owned(), source }
+    move |source| OutboxError::Store {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 macro_rules! tri {
@@ -167,8 +182,10 @@ impl Outbox {
     /// Opens (or creates) the outbox at `path` and rebuilds the index from what is stored.
     pub fn open(path: &Path, cfg: OutboxConfig) -> Result<Self, OutboxError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|source| OutboxError::Io { path: path.to_owned(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| OutboxError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
         }
         let db = tri!(path, Database::create(path));
         // Make sure both tables exist so readers never see "table does not exist".
@@ -222,7 +239,10 @@ impl Outbox {
 
     /// A read handle.
     pub fn reader(&self) -> OutboxReader {
-        OutboxReader { db: Arc::clone(&self.db), path: self.path.clone() }
+        OutboxReader {
+            db: Arc::clone(&self.db),
+            path: self.path.clone(),
+        }
     }
 
     /// Records waiting.
@@ -271,7 +291,10 @@ impl Outbox {
         let mut freed = 0u64;
         let mut candidates: Vec<Box<dyn Iterator<Item = u64> + '_>> = Vec::new();
         let iter_of = |c: Class| {
-            self.by_class.get(&c).into_iter().flat_map(|s| s.iter().copied())
+            self.by_class
+                .get(&c)
+                .into_iter()
+                .flat_map(|s| s.iter().copied())
         };
         candidates.push(Box::new(iter_of(Class::State)));
         match class {
@@ -327,10 +350,18 @@ impl Outbox {
         let path = self.path.clone();
         let path = path.as_path();
         let mut report = CommitReport::default();
+        let mut appended_ids: Vec<&str> = Vec::new();
         let mut txn = tri!(path, self.db.begin_write());
         let immediate = (!new.is_empty() && self.cfg.fsync)
             || self.last_immediate.elapsed() >= Duration::from_secs(1);
-        tri!(path, txn.set_durability(if immediate { Durability::Immediate } else { Durability::None }));
+        tri!(
+            path,
+            txn.set_durability(if immediate {
+                Durability::Immediate
+            } else {
+                Durability::None
+            })
+        );
         {
             let mut table = tri!(path, txn.open_table(RECORDS));
             for seq in acked {
@@ -364,7 +395,10 @@ impl Outbox {
                             metrics::outbox_dropped(m.class.label(), "evicted");
                         }
                     }
-                    tracing::warn!(evicted = victims.len(), "outbox full: evicted older records");
+                    tracing::warn!(
+                        evicted = victims.len(),
+                        "outbox full: evicted older records"
+                    );
                 }
                 let seq = self.next_seq;
                 self.next_seq += 1;
@@ -373,6 +407,13 @@ impl Outbox {
                 self.by_class.entry(class).or_default().insert(seq);
                 self.bytes += len;
                 report.appended.push(seq);
+                appended_ids.push(msg.event_id.as_str());
+            }
+        }
+        if self.cfg.audit && !report.appended.is_empty() {
+            let mut audit = tri!(path, txn.open_table(AUDIT));
+            for id in &appended_ids {
+                tri!(path, audit.insert(*id, 1u64));
             }
         }
         if let Some(es) = engine_seq.filter(|_| !new.is_empty()) {
@@ -414,6 +455,23 @@ impl Outbox {
         Ok(())
     }
 
+    /// Every event id ever appended while `audit` was on (see [`OutboxConfig::audit`]).
+    pub fn audit_ids(&self) -> Result<Vec<String>, OutboxError> {
+        let path = self.path.as_path();
+        let txn = tri!(path, self.db.begin_read());
+        let table = match txn.open_table(AUDIT) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(store_err(path)(e.into())),
+        };
+        let mut out = Vec::new();
+        for item in tri!(path, table.range::<&str>(..)) {
+            let (k, _) = tri!(path, item);
+            out.push(k.value().to_owned());
+        }
+        Ok(out)
+    }
+
     /// The oldest waiting record of `class`, if any (for tests and diagnostics).
     pub fn oldest_of(&self, class: Class) -> Option<u64> {
         self.oldest(class)
@@ -423,7 +481,11 @@ impl Outbox {
 impl OutboxReader {
     /// Up to `max` records with sequence number ≥ `from`, in order. Unreadable records come
     /// back as `Err(seq)` so the caller can drop them.
-    pub fn read_from(&self, from: u64, max: usize) -> Result<Vec<Result<Stored, u64>>, OutboxError> {
+    pub fn read_from(
+        &self,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<Result<Stored, u64>>, OutboxError> {
         let path = self.path.as_path();
         let txn = tri!(path, self.db.begin_read());
         let table = tri!(path, txn.open_table(RECORDS));
@@ -432,7 +494,11 @@ impl OutboxReader {
             let (k, v) = tri!(path, item);
             let seq = k.value();
             out.push(match record::decode(v.value()) {
-                Some((msg, appended_us)) => Ok(Stored { seq, msg, appended_us }),
+                Some((msg, appended_us)) => Ok(Stored {
+                    seq,
+                    msg,
+                    appended_us,
+                }),
                 None => Err(seq),
             });
         }
@@ -459,7 +525,12 @@ impl OutboxReader {
                 Ok(s) => s.seq,
                 Err(seq) => *seq,
             } + 1;
-            out.extend(chunk.into_iter().filter_map(Result::ok).map(|s| s.msg.event_id));
+            out.extend(
+                chunk
+                    .into_iter()
+                    .filter_map(Result::ok)
+                    .map(|s| s.msg.event_id),
+            );
         }
         Ok(out)
     }
@@ -486,7 +557,12 @@ mod tests {
     }
 
     fn cfg(max_bytes: u64, when_full: WhenFull) -> OutboxConfig {
-        OutboxConfig { max_bytes, when_full, fsync: false, ..OutboxConfig::default() }
+        OutboxConfig {
+            max_bytes,
+            when_full,
+            fsync: false,
+            ..OutboxConfig::default()
+        }
     }
 
     fn size(m: &OutMessage) -> u64 {
@@ -499,19 +575,33 @@ mod tests {
         let path = dir.path().join("o.redb");
         let seqs = {
             let mut ob = Outbox::open(&path, cfg(1 << 20, WhenFull::DropOldest))?;
-            let r = ob.commit(&[msg(MessageClass::ZoneEnter, 1, 10), msg(MessageClass::ZoneExit, 2, 10)], &[], 5)?;
+            let r = ob.commit(
+                &[
+                    msg(MessageClass::ZoneEnter, 1, 10),
+                    msg(MessageClass::ZoneExit, 2, 10),
+                ],
+                &[],
+                5,
+            )?;
             assert_eq!(r.appended.len(), 2);
             r.appended
         };
         let mut ob = Outbox::open(&path, cfg(1 << 20, WhenFull::DropOldest))?;
         assert_eq!(ob.len(), 2);
         let got = ob.reader().read_from(0, 10)?;
-        let ids: Vec<_> = got.iter().filter_map(|r| r.as_ref().ok()).map(|s| s.msg.event_id.clone()).collect();
+        let ids: Vec<_> = got
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .map(|s| s.msg.event_id.clone())
+            .collect();
         assert_eq!(ids, vec![format!("{:032x}", 1), format!("{:032x}", 2)]);
         let r = ob.commit(&[msg(MessageClass::ZoneEnter, 3, 10)], &seqs[..1], 6)?;
         assert_eq!(r.removed, 1);
         assert!(r.appended[0] > seqs[1], "sequence numbers never go back");
-        assert_eq!(ob.reader().event_ids()?, vec![format!("{:032x}", 2), format!("{:032x}", 3)]);
+        assert_eq!(
+            ob.reader().event_ids()?,
+            vec![format!("{:032x}", 2), format!("{:032x}", 3)]
+        );
         Ok(())
     }
 
@@ -522,7 +612,11 @@ mod tests {
         let cap = size(&e) * 3;
         let mut ob = Outbox::open(&dir.path().join("o.redb"), cfg(cap, WhenFull::DropOldest))?;
         ob.commit(
-            &[msg(MessageClass::Occupancy, 1, 100), msg(MessageClass::ZoneEnter, 2, 100), msg(MessageClass::CampaignTrigger, 3, 100)],
+            &[
+                msg(MessageClass::Occupancy, 1, 100),
+                msg(MessageClass::ZoneEnter, 2, 100),
+                msg(MessageClass::CampaignTrigger, 3, 100),
+            ],
             &[],
             0,
         )?;
@@ -536,9 +630,17 @@ mod tests {
         // Another trigger evicts the last zone event; then only triggers remain.
         ob.commit(&[msg(MessageClass::CampaignTrigger, 6, 100)], &[], 0)?;
         let r = ob.commit(&[msg(MessageClass::CampaignTrigger, 7, 100)], &[], 0)?;
-        assert_eq!((r.evicted, r.refused), (0, 1), "a trigger never evicts a trigger");
+        assert_eq!(
+            (r.evicted, r.refused),
+            (0, 1),
+            "a trigger never evicts a trigger"
+        );
         let r = ob.commit(&[msg(MessageClass::ZoneEnter, 8, 100)], &[], 0)?;
-        assert_eq!((r.evicted, r.refused), (0, 1), "zone events never evict triggers");
+        assert_eq!(
+            (r.evicted, r.refused),
+            (0, 1),
+            "zone events never evict triggers"
+        );
         let ids = ob.reader().event_ids()?;
         assert_eq!(ids, [3, 5, 6].map(|i| format!("{i:032x}")).to_vec());
         assert!(ob.bytes() <= cap);
@@ -549,11 +651,24 @@ mod tests {
     fn refuse_new_policy_keeps_old_events() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let e = msg(MessageClass::ZoneEnter, 0, 50);
-        let mut ob = Outbox::open(&dir.path().join("o.redb"), cfg(size(&e) * 2, WhenFull::RefuseNew))?;
-        ob.commit(&[msg(MessageClass::ZoneEnter, 1, 50), msg(MessageClass::ZoneEnter, 2, 50)], &[], 0)?;
+        let mut ob = Outbox::open(
+            &dir.path().join("o.redb"),
+            cfg(size(&e) * 2, WhenFull::RefuseNew),
+        )?;
+        ob.commit(
+            &[
+                msg(MessageClass::ZoneEnter, 1, 50),
+                msg(MessageClass::ZoneEnter, 2, 50),
+            ],
+            &[],
+            0,
+        )?;
         let r = ob.commit(&[msg(MessageClass::ZoneEnter, 3, 50)], &[], 0)?;
         assert_eq!((r.evicted, r.refused), (0, 1));
-        assert_eq!(ob.reader().event_ids()?, [1, 2].map(|i| format!("{i:032x}")).to_vec());
+        assert_eq!(
+            ob.reader().event_ids()?,
+            [1, 2].map(|i| format!("{i:032x}")).to_vec()
+        );
         Ok(())
     }
 

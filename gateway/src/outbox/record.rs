@@ -63,7 +63,11 @@ impl Class {
 }
 
 fn class_code(c: MessageClass) -> u8 {
-    MessageClass::ALL.iter().position(|x| *x == c).and_then(|i| u8::try_from(i).ok()).unwrap_or(u8::MAX)
+    MessageClass::ALL
+        .iter()
+        .position(|x| *x == c)
+        .and_then(|i| u8::try_from(i).ok())
+        .unwrap_or(u8::MAX)
 }
 
 fn class_from_code(c: u8) -> Option<MessageClass> {

@@ -20,7 +20,12 @@ pub struct Backoff {
 impl Backoff {
     /// From `min` doubling to `max`, jitter from `seed` (use a random seed in production).
     pub fn new(min: Duration, max: Duration, seed: u64) -> Self {
-        Self { min, max: max.max(min), failures: 0, rng: rand::rngs::StdRng::seed_from_u64(seed) }
+        Self {
+            min,
+            max: max.max(min),
+            failures: 0,
+            rng: rand::rngs::StdRng::seed_from_u64(seed),
+        }
     }
 
     /// The delay before the next attempt; counts a failure.
@@ -50,7 +55,10 @@ mod tests {
         for i in 0..12u32 {
             let d = b.next_delay();
             let base = min.saturating_mul(1 << i).min(max);
-            assert!(d >= base / 2 && d <= max, "attempt {i}: {d:?} vs base {base:?}");
+            assert!(
+                d >= base / 2 && d <= max,
+                "attempt {i}: {d:?} vs base {base:?}"
+            );
             assert!(base >= prev_base);
             prev_base = base;
         }

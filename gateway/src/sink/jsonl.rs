@@ -9,7 +9,10 @@ use crate::cloudevents::OutMessage;
 
 /// Writes every message from `rx` to `out`, one JSON document per line, until `rx` closes.
 /// Returns how many lines were written. Runs on the blocking pool (file IO).
-pub async fn run(mut rx: mpsc::Receiver<OutMessage>, out: Box<dyn Write + Send>) -> std::io::Result<u64> {
+pub async fn run(
+    mut rx: mpsc::Receiver<OutMessage>,
+    out: Box<dyn Write + Send>,
+) -> std::io::Result<u64> {
     let (tx_lines, mut rx_lines) = mpsc::channel::<Vec<OutMessage>>(64);
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
         let mut out = std::io::BufWriter::new(out);
@@ -37,5 +40,7 @@ pub async fn run(mut rx: mpsc::Receiver<OutMessage>, out: Box<dyn Write + Send>)
         }
     }
     drop(tx_lines);
-    writer.await.map_err(|e| std::io::Error::other(format!("writer task: {e}")))?
+    writer
+        .await
+        .map_err(|e| std::io::Error::other(format!("writer task: {e}")))?
 }

@@ -7,7 +7,9 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rumqttc::v5::mqttbytes::v5::{LastWill, LastWillProperties, Packet, PubAckReason, PublishProperties};
+use rumqttc::v5::mqttbytes::v5::{
+    LastWill, LastWillProperties, Packet, PubAckReason, PublishProperties,
+};
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use rumqttc::{Outgoing, TlsConfiguration, Transport};
@@ -40,6 +42,10 @@ pub struct MqttSettings {
     pub flush_timeout: Duration,
     /// Renders the gateway status messages.
     pub ctx: RenderCtx,
+    /// Send MQTT 5 properties (content type, message expiry). Off for the embedded broker:
+    /// rumqttd 0.20 panics in its 3.1.1 listener when it forwards a publish (or will) that
+    /// carries properties to a 3.1.1 subscriber (`protocol/v4/mod.rs`, "unreachable").
+    pub properties: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -83,7 +89,13 @@ impl Publisher {
         acks: mpsc::Sender<Vec<u64>>,
         shutdown: CancellationToken,
     ) -> Self {
-        Self { settings, reader, committed, acks, shutdown }
+        Self {
+            settings,
+            reader,
+            committed,
+            acks,
+            shutdown,
+        }
     }
 
     fn options(&self) -> anyhow::Result<MqttOptions> {
@@ -108,7 +120,7 @@ impl Publisher {
             will.payload,
             QoS::AtLeastOnce,
             true,
-            Some(LastWillProperties {
+            self.settings.properties.then(|| LastWillProperties {
                 delay_interval: None,
                 payload_format_indicator: Some(1),
                 message_expiry_interval: None,
@@ -125,19 +137,29 @@ impl Publisher {
     /// finish.
     pub async fn run(mut self) -> anyhow::Result<()> {
         let seed = now_us() ^ u64::from(std::process::id());
-        let mut backoff = Backoff::new(self.settings.reconnect_min, self.settings.reconnect_max, seed);
+        let mut backoff = Backoff::new(
+            self.settings.reconnect_min,
+            self.settings.reconnect_max,
+            seed,
+        );
         let mut flush_deadline: Option<tokio::time::Instant> = None;
         loop {
             let opts = self.options()?;
             let cap = opts.request_channel_capacity();
             let (client, eventloop) = AsyncClient::new(opts, cap);
-            match self.connection(client, eventloop, &mut backoff, &mut flush_deadline).await {
+            match self
+                .connection(client, eventloop, &mut backoff, &mut flush_deadline)
+                .await
+            {
                 ConnEnd::Done => return Ok(()),
                 ConnEnd::Retry => {}
             }
             metrics::broker_connected(false);
             let delay = backoff.next_delay();
-            tracing::info!(delay_ms = delay.as_millis() as u64, "broker: reconnecting after backoff");
+            tracing::info!(
+                delay_ms = delay.as_millis() as u64,
+                "broker: reconnecting after backoff"
+            );
             if let Some(deadline) = flush_deadline {
                 if tokio::time::Instant::now() + delay >= deadline {
                     tracing::warn!("shutdown: broker unreachable; undelivered events stay in the outbox for the next start");
@@ -185,7 +207,9 @@ impl Publisher {
                             }
                         }
                     }
-                    let Some(next) = buffer.pop_front() else { break };
+                    let Some(next) = buffer.pop_front() else {
+                        break;
+                    };
                     match next {
                         Err(seq) => {
                             tracing::error!(seq, "outbox: unreadable record dropped");
@@ -206,14 +230,17 @@ impl Publisher {
                                     Some(total - u32::try_from(waited).unwrap_or(total))
                                 }
                             };
-                            if !publish(&client, &rec.msg, expiry) {
+                            if !publish(&client, &rec.msg, expiry, self.settings.properties) {
                                 // The request channel is full (should not happen: it is sized
                                 // above the window). Retry this record on the next turn.
                                 cursor = rec.seq;
                                 buffer.push_front(Ok(rec));
                                 break;
                             }
-                            awaiting.push_back(Slot::Record { seq: rec.seq, appended_us: rec.appended_us });
+                            awaiting.push_back(Slot::Record {
+                                seq: rec.seq,
+                                appended_us: rec.appended_us,
+                            });
                         }
                     }
                 }
@@ -221,17 +248,22 @@ impl Publisher {
             if !acked.is_empty() {
                 match self.acks.try_send(std::mem::take(&mut acked)) {
                     Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(v) | mpsc::error::TrySendError::Closed(v)) => acked = v,
+                    Err(
+                        mpsc::error::TrySendError::Full(v) | mpsc::error::TrySendError::Closed(v),
+                    ) => acked = v,
                 }
             }
             // Shutdown: once everything committed has been acknowledged, say goodbye.
             if let Some(deadline) = *flush_deadline {
                 let c = *self.committed.borrow();
-                let all_acked = cursor > c.last_seq && buffer.is_empty() && awaiting.is_empty() && inflight.is_empty();
+                let all_acked = cursor > c.last_seq
+                    && buffer.is_empty()
+                    && awaiting.is_empty()
+                    && inflight.is_empty();
                 let drained = (c.input_done || writer_gone) && (all_acked || c.depth == 0);
                 if connected && drained && !offline_sent {
                     let msg = render_gateway_status(&self.settings.ctx, false, now_ts());
-                    if publish(&client, &msg, None) {
+                    if publish(&client, &msg, None, self.settings.properties) {
                         awaiting.push_back(Slot::Control);
                         offline_sent = true;
                     }
@@ -273,7 +305,7 @@ impl Publisher {
                         cursor = 0;
                         buffer.clear();
                         let online = render_gateway_status(&self.settings.ctx, true, now_ts());
-                        if publish(&client, &online, None) {
+                        if publish(&client, &online, None, self.settings.properties) {
                             awaiting.push_back(Slot::Control);
                         }
                     }
@@ -346,15 +378,17 @@ impl Publisher {
 }
 
 /// Queues one publish without waiting; `false` when rumqttc's request channel is full.
-fn publish(client: &AsyncClient, msg: &OutMessage, expiry_s: Option<u32>) -> bool {
+fn publish(client: &AsyncClient, msg: &OutMessage, expiry_s: Option<u32>, properties: bool) -> bool {
+    let qos = if msg.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+    let payload = Bytes::from(msg.payload.clone());
+    if !properties {
+        return client.try_publish(msg.topic.clone(), qos, msg.retain, payload).is_ok();
+    }
     let props = PublishProperties {
         content_type: Some(msg.content_type.to_owned()),
         payload_format_indicator: Some(1),
         message_expiry_interval: expiry_s,
         ..Default::default()
     };
-    let qos = if msg.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
-    client
-        .try_publish_with_properties(msg.topic.clone(), qos, msg.retain, Bytes::from(msg.payload.clone()), props)
-        .is_ok()
+    client.try_publish_with_properties(msg.topic.clone(), qos, msg.retain, payload, props).is_ok()
 }

@@ -14,7 +14,11 @@ fn certs(path: &std::path::Path) -> anyhow::Result<Vec<CertificateDer<'static>>>
     let f = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
     let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut BufReader::new(f)).collect();
     let certs = certs.with_context(|| format!("read PEM certificates from {}", path.display()))?;
-    anyhow::ensure!(!certs.is_empty(), "{}: no PEM certificate found", path.display());
+    anyhow::ensure!(
+        !certs.is_empty(),
+        "{}: no PEM certificate found",
+        path.display()
+    );
     Ok(certs)
 }
 
@@ -29,12 +33,15 @@ fn key(path: &std::path::Path) -> anyhow::Result<PrivateKeyDer<'static>> {
 pub fn client_config(files: &TlsFiles) -> anyhow::Result<Arc<ClientConfig>> {
     let mut roots = RootCertStore::empty();
     for c in certs(&files.ca_file)? {
-        roots.add(c).with_context(|| format!("{}: unusable CA certificate", files.ca_file.display()))?;
+        roots
+            .add(c)
+            .with_context(|| format!("{}: unusable CA certificate", files.ca_file.display()))?;
     }
-    let builder = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .context("TLS protocol versions")?
-        .with_root_certificates(roots);
+    let builder =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .with_root_certificates(roots);
     let cfg = match &files.client {
         Some((cert, k)) => builder
             .with_client_auth_cert(certs(cert)?, key(k)?)

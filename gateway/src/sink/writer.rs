@@ -15,7 +15,9 @@ use crate::outbox::{Outbox, OutboxError};
 
 /// Current wall time, µs since the Unix epoch.
 pub fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
 }
 
 /// What the writer tells the publisher after each commit.
@@ -55,7 +57,19 @@ impl Writer {
             input_done: false,
             depth: outbox.len(),
         });
-        Self { outbox, rx, acks, committed, max_batch: max_batch.max(1), engine_seq: None }
+        Self {
+            outbox,
+            rx,
+            acks,
+            committed,
+            max_batch: max_batch.max(1),
+            engine_seq: None,
+        }
+    }
+
+    /// A read handle on the outbox (for the publisher).
+    pub fn reader(&self) -> crate::outbox::OutboxReader {
+        self.outbox.reader()
     }
 
     /// Persist the engine's sequence high-water mark (see [`Outbox::commit_with_seq`]) with

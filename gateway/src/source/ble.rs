@@ -96,6 +96,8 @@ pub const DEFAULT_COMPANY_ID: u16 = 0xFFFF;
 pub const TAG_SENSOR_KIND: u8 = 0x54;
 /// How long a run of events of one device may take to count as one advertisement.
 pub const COALESCE: Duration = Duration::from_millis(50);
+/// Longest wait for a device's properties from BlueZ.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Heart Rate service (0x180D).
 const HEART_RATE_SERVICE: u16 = 0x180D;
 
@@ -156,7 +158,9 @@ pub enum BleError {
     )]
     NoDbus(String),
     /// D-Bus is there, BlueZ is not.
-    #[error("no Bluetooth adapter found: is bluetoothd running? (D-Bus org.bluez not available: {0})")]
+    #[error(
+        "no Bluetooth adapter found: is bluetoothd running? (D-Bus org.bluez not available: {0})"
+    )]
     NoBluez(String),
     /// BlueZ runs but has no adapter.
     #[error(
@@ -413,14 +417,36 @@ impl<K: Eq + Hash + Clone> Scanner<K> {
 
     /// A device appeared (or is already known to BlueZ at start): its properties count as
     /// one advertisement.
-    pub fn discovered(&mut self, id: K, info: &DeviceInfo, now: Instant, out: &mut Vec<SourceEvent>) {
+    pub fn discovered(
+        &mut self,
+        id: K,
+        info: &DeviceInfo,
+        now: Instant,
+        out: &mut Vec<SourceEvent>,
+    ) {
         self.close_run(out);
         self.make_room(&id);
-        let mut d = Device::new(info, now);
-        d.wearable = info.services.contains(&uuid_from_u16(HEART_RATE_SERVICE));
-        self.devices.insert(id.clone(), d);
+        let fresh = Device::new(info, now);
+        let hr_service = info.services.contains(&uuid_from_u16(HEART_RATE_SERVICE));
+        // Rediscovery (events() re-subscribed after a reconnect) keeps what advertisements
+        // taught us: beacon identity, node and wearable flags.
+        let d = self
+            .devices
+            .entry(id.clone())
+            .or_insert_with(|| fresh.clone());
+        d.addr = fresh.addr;
+        d.addr_kind = fresh.addr_kind;
+        d.tx_power = fresh.tx_power.or(d.tx_power);
+        d.rssi = fresh.rssi.or(d.rssi);
+        d.last_seen = now;
+        d.wearable |= hr_service;
         if !info.manufacturer_data.is_empty() {
-            self.apply(&id, &AdvEvent::Manufacturer(info.manufacturer_data.clone()), now, out);
+            self.apply(
+                &id,
+                &AdvEvent::Manufacturer(info.manufacturer_data.clone()),
+                now,
+                out,
+            );
         }
         if !info.service_data.is_empty() {
             self.apply(&id, &AdvEvent::Service(info.service_data.clone()), now, out);
@@ -701,8 +727,15 @@ impl BleSource {
         for a in adapters {
             let info = a.adapter_info().await.unwrap_or_default();
             // BlueZ backend: "hci0 (usb:v1D6Bp0246d0540)".
-            let name = info.split_whitespace().next().unwrap_or_default().to_owned();
+            let name = info
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             named.push((a, name));
+        }
+        if named.is_empty() {
+            return Err(BleError::NoAdapter);
         }
         match &cfg.adapter {
             None => named.into_iter().next().ok_or(BleError::NoAdapter),
@@ -712,17 +745,16 @@ impl BleSource {
                     .map(|(_, n)| n.as_str())
                     .collect::<Vec<_>>()
                     .join(", ");
-                named
-                    .into_iter()
-                    .find(|(_, n)| n == wanted)
-                    .ok_or_else(|| BleError::AdapterNotFound {
+                named.into_iter().find(|(_, n)| n == wanted).ok_or_else(|| {
+                    BleError::AdapterNotFound {
                         wanted: wanted.clone(),
                         available: if available.is_empty() {
                             "none".into()
                         } else {
                             available
                         },
-                    })
+                    }
+                })
             }
         }
     }
@@ -781,13 +813,21 @@ impl BleSource {
                 error: e.to_string(),
             }
         };
-        let mut events = adapter.events().await.map_err(fail("subscribing to events"))?;
+        let mut events = adapter
+            .events()
+            .await
+            .map_err(fail("subscribing to events"))?;
         adapter
             .start_scan(ScanFilter::default())
             .await
             .map_err(fail("starting the scan"))?;
-        tracing::info!(source = SOURCE, adapter = name, company_id = self.cfg.company_id,
-            node = self.cfg.node_id, "BLE scan started");
+        tracing::info!(
+            source = SOURCE,
+            adapter = name,
+            company_id = self.cfg.company_id,
+            node = self.cfg.node_id,
+            "BLE scan started"
+        );
 
         let watchdog = Duration::from_secs(self.cfg.watchdog_s);
         let check_every = (watchdog / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
@@ -893,16 +933,26 @@ impl BleSource {
         true
     }
 
-    async fn fetch(&mut self, adapter: &Adapter, id: PeripheralId, now: Instant, out: &mut Vec<SourceEvent>) {
-        let props = match adapter.peripheral(&id).await {
-            Ok(p) => p.properties().await,
-            Err(e) => Err(e),
-        };
+    async fn fetch(
+        &mut self,
+        adapter: &Adapter,
+        id: PeripheralId,
+        now: Instant,
+        out: &mut Vec<SourceEvent>,
+    ) {
+        // Two D-Bus round trips; bounded so that a wedged bluetoothd cannot hold up shutdown
+        // or the watchdog for bluez-async's long default call timeout.
+        let props = tokio::time::timeout(FETCH_TIMEOUT, async {
+            adapter.peripheral(&id).await?.properties().await
+        })
+        .await;
         match props {
-            Ok(Some(p)) => self.scanner.discovered(id, &DeviceInfo::from(&p), now, out),
-            Ok(None) => {}
-            Err(e) => tracing::debug!(source = SOURCE, peripheral = %id, error = %e,
+            Ok(Ok(Some(p))) => self.scanner.discovered(id, &DeviceInfo::from(&p), now, out),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::debug!(source = SOURCE, peripheral = %id, error = %e,
                 "device vanished before its properties were read"),
+            Err(_) => tracing::debug!(source = SOURCE, peripheral = %id,
+                "reading device properties timed out"),
         }
     }
 }
@@ -932,7 +982,7 @@ impl Source for BleSource {
 mod tests {
     use super::*;
     use footfall_proto::frame::{
-        encode_frame, FrameHeader, NodeHealth, MAX_FRAME_LEN, FRAME_VERSION,
+        encode_frame, FrameHeader, NodeHealth, FRAME_VERSION, MAX_FRAME_LEN,
     };
 
     const KEY: NodeKey = NodeKey([3; 16]);
@@ -1004,7 +1054,10 @@ mod tests {
         assert_eq!((c.watchdog_s, c.company_id, c.enabled), (60, 0xFFFF, false));
         let c: BleConfig = toml::from_str("adapter = \"hci1\"\nwatchdog_s = 5\nnode_id = 100")
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((c.adapter.as_deref(), c.watchdog_s, c.node_id), (Some("hci1"), 5, 100));
+        assert_eq!(
+            (c.adapter.as_deref(), c.watchdog_s, c.node_id),
+            (Some("hci1"), 5, 100)
+        );
         assert!(toml::from_str::<BleConfig>("watchdog = 5").is_err());
     }
 
@@ -1012,9 +1065,18 @@ mod tests {
     fn address_types() {
         let t = |a0: u8, k| address_type(&[a0, 0, 0, 0, 0, 0], k);
         assert_eq!(t(0x12, Some(BtAddressType::Public)), AddressType::Public);
-        assert_eq!(t(0xC1, Some(BtAddressType::Random)), AddressType::RandomStatic);
-        assert_eq!(t(0x41, Some(BtAddressType::Random)), AddressType::RandomResolvable);
-        assert_eq!(t(0x01, Some(BtAddressType::Random)), AddressType::RandomNonResolvable);
+        assert_eq!(
+            t(0xC1, Some(BtAddressType::Random)),
+            AddressType::RandomStatic
+        );
+        assert_eq!(
+            t(0x41, Some(BtAddressType::Random)),
+            AddressType::RandomResolvable
+        );
+        assert_eq!(
+            t(0x01, Some(BtAddressType::Random)),
+            AddressType::RandomNonResolvable
+        );
         assert_eq!(t(0x81, Some(BtAddressType::Random)), AddressType::Unknown);
         assert_eq!(t(0xC1, None), AddressType::Unknown);
     }
@@ -1098,7 +1160,12 @@ mod tests {
         assert_eq!(sightings(&out).len(), 2);
         // A late event (after COALESCE) starts a new run.
         s.event(1, &AdvEvent::Rssi(-50), t, &mut out);
-        s.event(1, &AdvEvent::Manufacturer(HashMap::new()), t + COALESCE, &mut out);
+        s.event(
+            1,
+            &AdvEvent::Manufacturer(HashMap::new()),
+            t + COALESCE,
+            &mut out,
+        );
         s.flush(&mut out);
         assert_eq!(sightings(&out).len(), 4);
         // Unknown devices are ignored (the IO side fetches their properties first).
@@ -1120,7 +1187,10 @@ mod tests {
         let sd = HashMap::from([
             (uuid_from_u16(0xFEAA), uid),
             // flags 0x10 (RR present), 72 bpm, RR 800 then 810.
-            (uuid_from_u16(0x180D), vec![0x10, 72, 0x20, 0x03, 0x2A, 0x03]),
+            (
+                uuid_from_u16(0x180D),
+                vec![0x10, 72, 0x20, 0x03, 0x2A, 0x03],
+            ),
         ]);
         s.event(1, &AdvEvent::Service(sd), t, &mut out);
         let v = sightings(&out);
@@ -1145,7 +1215,10 @@ mod tests {
             })
             .collect();
         assert_eq!(w.len(), 1);
-        assert_eq!((w[0].heart_rate_bpm, w[0].rr_interval), (Some(72), Some(810)));
+        assert_eq!(
+            (w[0].heart_rate_bpm, w[0].rr_interval),
+            (Some(72), Some(810))
+        );
         // Sorted by UUID: 0x180D comes before 0xFEAA, so the sample carries the address.
         assert!(matches!(w[0].device, DeviceEvidence::Address { .. }));
     }
@@ -1161,10 +1234,16 @@ mod tests {
         s.event(1, &AdvEvent::Rssi(-65), t, &mut out);
         s.event(1, &md(node_frame(1, &KEY)), t, &mut out);
         s.flush(&mut out);
-        assert!(matches!(out.first(), Some(SourceEvent::NodeReport { node: 5, .. })), "{out:?}");
+        assert!(
+            matches!(out.first(), Some(SourceEvent::NodeReport { node: 5, .. })),
+            "{out:?}"
+        );
         assert!(out.iter().any(|e| matches!(
             e,
-            SourceEvent::Input { input: Input::NodeAlive { node: 5 }, .. }
+            SourceEvent::Input {
+                input: Input::NodeAlive { node: 5 },
+                ..
+            }
         )));
         // The node's own advertisement is not a shopper sighting.
         assert!(sightings(&out).is_empty());
@@ -1186,7 +1265,11 @@ mod tests {
             .collect();
         assert_eq!(
             reasons,
-            [("bad_mac", Some(5)), ("replayed", Some(5)), ("truncated", None)]
+            [
+                ("bad_mac", Some(5)),
+                ("replayed", Some(5)),
+                ("truncated", None)
+            ]
         );
     }
 
@@ -1202,9 +1285,34 @@ mod tests {
         s.flush(&mut out);
         assert!(out.iter().any(|e| matches!(
             e,
-            SourceEvent::Input { input: Input::Wearable(WearableSample { motion_mg: Some(300), .. }), .. }
+            SourceEvent::Input {
+                input: Input::Wearable(WearableSample {
+                    motion_mg: Some(300),
+                    ..
+                }),
+                ..
+            }
         )));
         assert_eq!(sightings(&out)[0].kind, DeviceKind::Wearable);
+    }
+
+    #[test]
+    fn rediscovery_keeps_what_advertisements_taught() {
+        let mut s = scanner();
+        let mut out = Vec::new();
+        let t = Instant::now();
+        s.discovered(1, &info(ADDR, Some(-70)), t, &mut out);
+        let md = HashMap::from([(0x004C, ibeacon_data(1))]);
+        s.event(1, &AdvEvent::Manufacturer(md), t, &mut out);
+        out.clear();
+        s.discovered(1, &info(ADDR, Some(-66)), t, &mut out);
+        let v = sightings(&out);
+        assert_eq!(v.len(), 1);
+        assert!(matches!(
+            v[0].device,
+            DeviceEvidence::IBeacon { minor: 1, .. }
+        ));
+        assert_eq!(v[0].rssi.mean_dbm, -66.0);
     }
 
     #[test]
@@ -1213,7 +1321,12 @@ mod tests {
         let mut out = Vec::new();
         let t = Instant::now();
         for i in 0..10u32 {
-            s.discovered(i, &info([0, 0, 0, 0, 0, i as u8], Some(-70)), t + Duration::from_millis(u64::from(i)), &mut out);
+            s.discovered(
+                i,
+                &info([0, 0, 0, 0, 0, i as u8], Some(-70)),
+                t + Duration::from_millis(u64::from(i)),
+                &mut out,
+            );
         }
         assert_eq!(s.devices.len(), 4);
         assert_eq!(s.stats().evicted, 6);
@@ -1235,10 +1348,20 @@ mod tests {
                 })
                 .collect();
             for company in [0x004C, DEFAULT_COMPANY_ID, 0x0118] {
-                s.event(1, &AdvEvent::Manufacturer(HashMap::from([(company, data.clone())])), t, &mut out);
+                s.event(
+                    1,
+                    &AdvEvent::Manufacturer(HashMap::from([(company, data.clone())])),
+                    t,
+                    &mut out,
+                );
             }
             for u in [0xFEAA, 0x180D] {
-                s.event(1, &AdvEvent::Service(HashMap::from([(uuid_from_u16(u), data.clone())])), t, &mut out);
+                s.event(
+                    1,
+                    &AdvEvent::Service(HashMap::from([(uuid_from_u16(u), data.clone())])),
+                    t,
+                    &mut out,
+                );
             }
             s.event(1, &AdvEvent::Rssi(i16::MIN), t, &mut out);
         }

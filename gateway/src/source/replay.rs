@@ -41,7 +41,9 @@ impl std::str::FromStr for Speed {
         }
         match s.parse::<f64>() {
             Ok(f) if f > 0.0 && f.is_finite() => Ok(Speed::Factor(f)),
-            _ => Err(format!("invalid speed {s:?}: use \"max\" or a positive factor such as 1 or 10")),
+            _ => Err(format!(
+                "invalid speed {s:?}: use \"max\" or a positive factor such as 1 or 10"
+            )),
         }
     }
 }
@@ -68,7 +70,10 @@ pub struct ReplaySource<C: Clock> {
 
 impl<C: Clock> std::fmt::Debug for ReplaySource<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReplaySource").field("speed", &self.speed).field("rebase", &self.rebase).finish()
+        f.debug_struct("ReplaySource")
+            .field("speed", &self.speed)
+            .field("rebase", &self.rebase)
+            .finish()
     }
 }
 
@@ -84,7 +89,13 @@ impl<C: Clock> ReplaySource<C> {
         clock: C,
     ) -> Result<Self, footfall_sim::ReadError> {
         let reader = RecordingReader::open(input, ReadOptions::with_nodes(nodes).lenient(lenient))?;
-        Ok(Self { reader, speed, rebase, clock, progress: Default::default() })
+        Ok(Self {
+            reader,
+            speed,
+            rebase,
+            clock,
+            progress: Default::default(),
+        })
     }
 
     /// The recording's header.
@@ -103,7 +114,11 @@ impl<C: Clock + Sync> Source for ReplaySource<C> {
         NAME
     }
 
-    fn run(self: Box<Self>, tx: mpsc::Sender<SourceEvent>, shutdown: CancellationToken) -> BoxFuture<'static, anyhow::Result<()>> {
+    fn run(
+        self: Box<Self>,
+        tx: mpsc::Sender<SourceEvent>,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, anyhow::Result<()>> {
         Box::pin(async move {
             use std::sync::atomic::Ordering::Relaxed;
             let this = *self;
@@ -116,7 +131,11 @@ impl<C: Clock + Sync> Source for ReplaySource<C> {
                 let Record::Sighting(s) = rec else { continue };
                 let base = *t0.get_or_insert(s.t);
                 let rel = s.t.saturating_sub(base);
-                let at = if this.rebase { start.plus_millis(rel) } else { Timestamp(s.t) };
+                let at = if this.rebase {
+                    start.plus_millis(rel)
+                } else {
+                    Timestamp(s.t)
+                };
                 if let Speed::Factor(f) = this.speed {
                     let due = start.plus_millis((rel as f64 / f) as u64);
                     let now = this.clock.now();
@@ -132,7 +151,15 @@ impl<C: Clock + Sync> Source for ReplaySource<C> {
                 }
                 let (_, inputs) = footfall_sim::to_inputs(&s);
                 for input in inputs {
-                    if tx.send(SourceEvent::Input { at, source: NAME, input }).await.is_err() {
+                    if tx
+                        .send(SourceEvent::Input {
+                            at,
+                            source: NAME,
+                            input,
+                        })
+                        .await
+                        .is_err()
+                    {
                         return Ok(());
                     }
                     progress.inputs.fetch_add(1, Relaxed);

@@ -31,7 +31,11 @@ pub struct SimulatorSource<C: Clock> {
 
 impl<C: Clock> std::fmt::Debug for SimulatorSource<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimulatorSource").field("minutes", &self.minutes).field("seed", &self.seed).field("speed", &self.speed).finish()
+        f.debug_struct("SimulatorSource")
+            .field("minutes", &self.minutes)
+            .field("seed", &self.seed)
+            .field("speed", &self.speed)
+            .finish()
     }
 }
 
@@ -39,9 +43,23 @@ impl<C: Clock> SimulatorSource<C> {
     /// Simulates `minutes` (0 = a week, i.e. until stopped) of `file`'s store with `seed`, at
     /// `speed` × real time.
     pub fn new(file: SimFile, minutes: f64, seed: u64, speed: f64, clock: C) -> Self {
-        let minutes = if minutes > 0.0 { minutes } else { 7.0 * 24.0 * 60.0 };
-        let speed = if speed > 0.0 && speed.is_finite() { speed } else { 1.0 };
-        Self { file, minutes, seed, speed, clock }
+        let minutes = if minutes > 0.0 {
+            minutes
+        } else {
+            7.0 * 24.0 * 60.0
+        };
+        let speed = if speed > 0.0 && speed.is_finite() {
+            speed
+        } else {
+            1.0
+        };
+        Self {
+            file,
+            minutes,
+            seed,
+            speed,
+            clock,
+        }
     }
 }
 
@@ -50,12 +68,17 @@ impl<C: Clock + Sync> Source for SimulatorSource<C> {
         NAME
     }
 
-    fn run(self: Box<Self>, tx: mpsc::Sender<SourceEvent>, shutdown: CancellationToken) -> BoxFuture<'static, anyhow::Result<()>> {
+    fn run(
+        self: Box<Self>,
+        tx: mpsc::Sender<SourceEvent>,
+        shutdown: CancellationToken,
+    ) -> BoxFuture<'static, anyhow::Result<()>> {
         Box::pin(async move {
             let sim = Simulator::new(&self.file, self.minutes, self.seed);
             let start = self.clock.now();
             let mut t0: Option<u64> = None;
             let mut dropped = 0u64;
+            let mut since_yield = 0u32;
             for rec in sim {
                 let Record::Sighting(s) = rec else { continue };
                 let base = *t0.get_or_insert(s.t);
@@ -70,10 +93,23 @@ impl<C: Clock + Sync> Source for SimulatorSource<C> {
                     }
                 } else if shutdown.is_cancelled() {
                     return Ok(());
+                } else {
+                    // Behind schedule: we are not sleeping, so yield now and then. `try_send`
+                    // wakes the runtime task into this worker's LIFO slot, where no other worker
+                    // can steal it; without a yield it would starve behind this loop.
+                    since_yield += 1;
+                    if since_yield >= 64 {
+                        since_yield = 0;
+                        tokio::task::yield_now().await;
+                    }
                 }
                 let (_, inputs) = footfall_sim::to_inputs(&s);
                 for input in inputs {
-                    let ev = SourceEvent::Input { at: Timestamp(due.0), source: NAME, input };
+                    let ev = SourceEvent::Input {
+                        at: Timestamp(due.0),
+                        source: NAME,
+                        input,
+                    };
                     if !try_send_counted(&tx, ev) {
                         if tx.is_closed() {
                             return Ok(());
@@ -83,7 +119,10 @@ impl<C: Clock + Sync> Source for SimulatorSource<C> {
                 }
             }
             if dropped > 0 {
-                tracing::warn!(dropped, "simulator: inputs dropped because the engine fell behind");
+                tracing::warn!(
+                    dropped,
+                    "simulator: inputs dropped because the engine fell behind"
+                );
             }
             Ok(())
         })

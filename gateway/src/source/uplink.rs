@@ -209,7 +209,12 @@ impl UplinkSource {
     }
 
     /// Checks one publish and returns what it tells the runtime, in order.
-    pub fn handle_publish(&mut self, topic: &str, payload: &[u8], now: Instant) -> Vec<SourceEvent> {
+    pub fn handle_publish(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        now: Instant,
+    ) -> Vec<SourceEvent> {
         match self.check(topic, payload, now) {
             Ok(report) => report_events(&report, wall_clock(), SOURCE).collect(),
             Err(rejection) => {
@@ -227,6 +232,12 @@ impl UplinkSource {
         now: Instant,
     ) -> Result<footfall_proto::frame::NodeReport, Rejection> {
         let topic_node = self.topic_node(topic).ok_or(Rejection::BadTopic)?;
+        // Only configured nodes may appear as metric labels (the topic is attacker-chosen).
+        if !self.verifier.knows(topic_node) {
+            return Err(Rejection::UnknownNode {
+                claimed: topic_node,
+            });
+        }
         // Compare before verifying, so a frame on the wrong topic never touches replay state.
         if let Ok(h) = peek_header(payload) {
             if h.node_id != topic_node {
@@ -361,8 +372,8 @@ mod tests {
             battery_mv: None,
         };
         let mut buf = [0u8; MAX_FRAME_LEN];
-        let enc = encode_frame(&h, &health, &[], &[], key, &mut buf)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let enc =
+            encode_frame(&h, &health, &[], &[], key, &mut buf).unwrap_or_else(|e| panic!("{e}"));
         buf[..enc.len].to_vec()
     }
 
@@ -382,7 +393,10 @@ mod tests {
         let s = source(HashMap::new());
         assert_eq!(s.filter(), "footfall/v1/store-1/nodes/+/uplink");
         assert_eq!(s.topic_node("footfall/v1/store-1/nodes/7/uplink"), Some(7));
-        assert_eq!(s.topic_node("footfall/v1/store-1/nodes/65535/uplink"), Some(65535));
+        assert_eq!(
+            s.topic_node("footfall/v1/store-1/nodes/65535/uplink"),
+            Some(65535)
+        );
         for bad in [
             "footfall/v1/store-1/nodes/65536/uplink",
             "footfall/v1/store-1/nodes/+7/uplink",
@@ -406,15 +420,36 @@ mod tests {
         let ev = s.handle_publish("footfall/v1/store-1/nodes/7/uplink", &f9, now);
         assert!(matches!(
             ev.as_slice(),
-            [SourceEvent::Rejected { source: SOURCE, node: Some(7), reason: "topic_mismatch" }]
+            [SourceEvent::Rejected {
+                source: SOURCE,
+                node: Some(7),
+                reason: "topic_mismatch"
+            }]
         ));
         // Refused before verification: the frame is still fresh on its own topic.
         let ev = s.handle_publish("footfall/v1/store-1/nodes/9/uplink", &f9, now);
-        assert!(matches!(ev.first(), Some(SourceEvent::NodeReport { node: 9, .. })), "{ev:?}");
+        assert!(
+            matches!(ev.first(), Some(SourceEvent::NodeReport { node: 9, .. })),
+            "{ev:?}"
+        );
+        // An unconfigured node's topic: unknown_node, whatever the frame says.
+        let ev = s.handle_publish("footfall/v1/store-1/nodes/4/uplink", &f9, now);
+        assert!(matches!(
+            ev.as_slice(),
+            [SourceEvent::Rejected {
+                node: None,
+                reason: "unknown_node",
+                ..
+            }]
+        ));
         let ev = s.handle_publish("footfall/v1/store-1/nodes/x/uplink", &f9, now);
         assert!(matches!(
             ev.as_slice(),
-            [SourceEvent::Rejected { node: None, reason: "bad_topic", .. }]
+            [SourceEvent::Rejected {
+                node: None,
+                reason: "bad_topic",
+                ..
+            }]
         ));
     }
 

@@ -52,7 +52,10 @@ impl FlashCounterStore {
         for page in 0..2 {
             for word in 0..WORDS {
                 let mut b = [0u8; 4];
-                if flash.read(base + page * PAGE_SIZE + word * 4, &mut b).is_err() {
+                if flash
+                    .read(base + page * PAGE_SIZE + word * 4, &mut b)
+                    .is_err()
+                {
                     continue;
                 }
                 let v = u32::from_le_bytes(b);
@@ -62,10 +65,20 @@ impl FlashCounterStore {
             }
         }
         let (durable, next) = match best {
-            Some((v, at)) => (Some(v), Slot { page: at.page, word: at.word + 1 }),
+            Some((v, at)) => (
+                Some(v),
+                Slot {
+                    page: at.page,
+                    word: at.word + 1,
+                },
+            ),
             None => (None, Slot { page: 0, word: 0 }),
         };
-        Self { durable, pending: None, next }
+        Self {
+            durable,
+            pending: None,
+            next,
+        }
     }
 
     /// Whether every mark handed to `store` is in flash.
@@ -74,7 +87,10 @@ impl FlashCounterStore {
     }
 
     /// Writes the pending mark, if any.
-    pub async fn persist(&mut self, flash: &mut Flash<'_>) -> Result<(), nrf_sdc::mpsl::FlashError> {
+    pub async fn persist(
+        &mut self,
+        flash: &mut Flash<'_>,
+    ) -> Result<(), nrf_sdc::mpsl::FlashError> {
         let Some(mark) = self.pending else {
             return Ok(());
         };

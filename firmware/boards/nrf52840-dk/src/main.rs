@@ -92,7 +92,12 @@ impl ScanFeed<'_> {
         for (dst, src) in msb_first.iter_mut().zip(addr.iter().rev()) {
             *dst = *src;
         }
-        let report = AdvReport { addr: msb_first, addr_type: addr_kind, rssi, data };
+        let report = AdvReport {
+            addr: msb_first,
+            addr_type: addr_kind,
+            rssi,
+            data,
+        };
         if let Ok(mut anchor) = self.anchor.try_borrow_mut() {
             anchor.on_report(&report);
         }
@@ -148,7 +153,8 @@ async fn main(spawner: Spawner) {
         warn!("!!! DEVELOPMENT IDENTITY: this image uses the public dev node key. Rebuild with FOOTFALL_NODE_ID / FOOTFALL_NODE_KEY (footfall keys new-node) before deploying !!!");
     }
 
-    let mpsl_p = mpsl::Peripherals::new(p.RTC0, p.TIMER0, p.TEMP, p.PPI_CH19, p.PPI_CH30, p.PPI_CH31);
+    let mpsl_p =
+        mpsl::Peripherals::new(p.RTC0, p.TIMER0, p.TEMP, p.PPI_CH19, p.PPI_CH30, p.PPI_CH31);
     let lfclk_cfg = mpsl::raw::mpsl_clock_lfclk_cfg_t {
         source: mpsl::raw::MPSL_CLOCK_LF_SRC_RC as u8,
         rc_ctiv: mpsl::raw::MPSL_RECOMMENDED_RC_CTIV as u8,
@@ -157,7 +163,9 @@ async fn main(spawner: Spawner) {
         skip_wait_lfclk_started: mpsl::raw::MPSL_DEFAULT_SKIP_WAIT_LFCLK_STARTED != 0,
     };
     static MPSL: StaticCell<MultiprotocolServiceLayer> = StaticCell::new();
-    let mpsl = MPSL.init(unwrap!(MultiprotocolServiceLayer::new(mpsl_p, Irqs, lfclk_cfg)));
+    let mpsl = MPSL.init(unwrap!(MultiprotocolServiceLayer::new(
+        mpsl_p, Irqs, lfclk_cfg
+    )));
     spawner.spawn(unwrap!(mpsl_task(mpsl)));
 
     let sdc_p = sdc::Peripherals::new(
@@ -198,7 +206,10 @@ async fn main(spawner: Spawner) {
         async {
             loop {
                 if let Err(e) = runner.run_with_handler(&feed).await {
-                    warn!("host runner stopped: {:?}; restarting", defmt::Debug2Format(&e));
+                    warn!(
+                        "host runner stopped: {:?}; restarting",
+                        defmt::Debug2Format(&e)
+                    );
                     Timer::after(Duration::from_millis(100)).await;
                 }
             }
@@ -212,11 +223,13 @@ async fn main(spawner: Spawner) {
 /// Scans forever: 100 % duty cycle on 1M PHY (the controller interleaves our advertising).
 async fn scan(central: &mut Central<'_, Sdc, DefaultPacketPool>) {
     let mut scanner = Scanner::new(central);
-    let mut config = ScanConfig::default();
-    config.active = false;
-    config.phys = PhySet::M1;
-    config.interval = Duration::from_millis(60);
-    config.window = Duration::from_millis(60);
+    let config = ScanConfig {
+        active: false,
+        phys: PhySet::M1,
+        interval: Duration::from_millis(60),
+        window: Duration::from_millis(60),
+        ..Default::default()
+    };
     loop {
         match scanner.scan_ext(&config).await {
             Ok(_session) => loop {
@@ -271,10 +284,12 @@ async fn advertise(
             continue;
         };
         let tlm: AdvData;
-        let mut params = AdvertisementParameters::default();
-        params.interval_min = Duration::from_millis(20);
-        params.interval_max = Duration::from_millis(30);
-        params.max_events = Some(1);
+        let mut params = AdvertisementParameters {
+            interval_min: Duration::from_millis(20),
+            interval_max: Duration::from_millis(30),
+            max_events: Some(1),
+            ..Default::default()
+        };
         let data = match slot {
             Slot::IBeacon => Advertisement::NonconnectableNonscannableUndirected {
                 adv_data: &beacon_ibeacon,
@@ -311,12 +326,20 @@ async fn advertise(
                 }
             }
         };
-        let sets = [AdvertisementSet { params, data, address: None }];
+        let sets = [AdvertisementSet {
+            params,
+            data,
+            address: None,
+        }];
         let mut handles = AdvertisementSet::handles(&sets);
         match peripheral.advertise_ext(&sets, &mut handles).await {
             Ok(advertiser) => {
                 // Ends when the controller has sent `max_events` events.
-                let _ = select(advertiser.accept(), Timer::after(Duration::from_millis(250))).await;
+                let _ = select(
+                    advertiser.accept(),
+                    Timer::after(Duration::from_millis(250)),
+                )
+                .await;
                 adv_count = adv_count.wrapping_add(1);
                 if slot == Slot::Report {
                     anchor.borrow_mut().frame_sent();
