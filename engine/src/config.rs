@@ -255,6 +255,9 @@ pub struct LocateConfig {
     pub single_node_max_m: f32,
     /// Links weaker than this are ignored, dBm.
     pub min_rssi_dbm: i8,
+    /// Height of the nodes above the devices, metres: RSSI gives the slant distance, the floor
+    /// plan needs the horizontal one.
+    pub node_height_m: f32,
 }
 
 impl Default for LocateConfig {
@@ -264,6 +267,7 @@ impl Default for LocateConfig {
             min_confidence: 0.3,
             single_node_max_m: 4.0,
             min_rssi_dbm: -100,
+            node_height_m: 1.5,
         }
     }
 }
@@ -847,6 +851,9 @@ impl EngineConfig {
                 "min_confidence must be in [0, 1]",
                 None,
             );
+        }
+        if !l.node_height_m.is_finite() || !(0.0..=20.0).contains(&l.node_height_m) {
+            p.add("engine.locate.node_height_m", "node_height_m must be 0..=20", None);
         }
         if !finite_pos(l.single_node_max_m) {
             p.add(

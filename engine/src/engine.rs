@@ -700,6 +700,7 @@ impl Engine {
         };
         let params = self.filter;
         let interval = self.eval_interval_ms;
+        let max_age = self.link_max_age_ms;
         let Some(d) = self.table.get_mut(slot) else {
             return;
         };
@@ -708,18 +709,26 @@ impl Engine {
         }
         d.last_seen = wrap(now);
         let node = ni as u16;
-        // The link for this node, else an empty one, else the one heard longest ago.
+        // The link for this node, else an empty or expired one, else the weakest one if this
+        // sighting is stronger (the strongest links carry the position; keeping their filter
+        // state matters more than hearing every distant node).
         let li = d
             .links
             .iter()
             .position(|l| l.node == node)
-            .or_else(|| d.links.iter().position(|l| l.node == NONE16))
             .or_else(|| {
                 d.links
                     .iter()
+                    .position(|l| l.node == NONE16 || age(now, l.seen) > max_age)
+            })
+            .or_else(|| {
+                let (i, weakest) = d
+                    .links
+                    .iter()
                     .enumerate()
-                    .max_by_key(|(_, l)| age(now, l.seen))
-                    .map(|(i, _)| i)
+                    .map(|(i, l)| (i, l.filter.value().unwrap_or(f32::NEG_INFINITY)))
+                    .min_by(|a, b| a.1.total_cmp(&b.1))?;
+                (z > weakest).then_some(i)
             });
         if let Some(l) = li.and_then(|i| d.links.get_mut(i)) {
             if l.node != node {
@@ -815,6 +824,7 @@ impl Engine {
 
     fn locate_device(&mut self, now: u64, slot: u32) -> (Option<Estimate>, Eval) {
         let max_age = self.link_max_age_ms;
+        let h2 = self.config.locate.node_height_m * self.config.locate.node_height_m;
         let Some(d) = self.table.get_mut(slot) else {
             return (None, Eval::Unknown);
         };
@@ -839,9 +849,10 @@ impl Engine {
                 continue;
             }
             if let Some(r) = ranges.get_mut(n) {
+                let slant = distance_m(v, node.rssi_at_1m, node.exponent);
                 *r = Range {
                     at: node.pos,
-                    d: distance_m(v, node.rssi_at_1m, node.exponent),
+                    d: (slant * slant - h2).max(0.0).sqrt().max(0.1),
                 };
                 n += 1;
             }

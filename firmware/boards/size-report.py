@@ -58,7 +58,7 @@ def crate_of(name):
 
 
 # Board-level statics, by their last path segment (the board crate owns them, the stack uses them).
-BLE_STATICS = {"SDC_MEM", "RESOURCES", "MPSL", "RNG_CELL", "DEFAULT_POOL", "CONTROLLER",
+BLE_STATICS = {"SDC_MEM", "RESOURCES", "MPSL", "RNG_CELL", "DEFAULT_POOL", "CONTROLLER", "HEAP",
                "RADIO", "BLE", "WIFI"}
 APP_STATICS = {"ANCHOR", "STORE"}
 
@@ -129,7 +129,7 @@ def main():
             split[cat]["ram"] += size
     labels = {
         "app": "application (footfall app, proto, crypto, board glue)",
-        "ble": "BLE stack (controller libs, trouble-host, bt-hci, radio glue)",
+        "ble": "radio stack (BLE controller + trouble-host; esp-radio heap)",
         "runtime": "HAL, executor, defmt, core, compiler-builtins",
         "mixed": "LTO-merged task futures (app + host + HAL)",
     }

@@ -27,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
     let (adv, err) = Advertisement::parse_lenient(data);
     assert_eq!(err, overrun);
     assert_eq!(Advertisement::parse(data).is_ok(), overrun.is_none());
-    let _ = (adv.flags(), adv.local_name().map(|n| n.as_str()), adv.tx_power_dbm());
+    let _ = (
+        adv.flags(),
+        adv.local_name().map(|n| n.as_str()),
+        adv.tx_power_dbm(),
+    );
     let _ = (adv.service_uuids().count(), adv.service_data().count());
     let _ = adv.manufacturer_data().count();
     for b in adv.beacons() {

@@ -14,13 +14,17 @@ fuzz_target!(|body: &[u8]| {
     if body.len() + TAG_LEN > MAX_FRAME_LEN {
         return;
     }
-    let Ok(mut mac) = <Cmac<Aes128> as Mac>::new_from_slice(&KEY.0) else { return };
+    let Ok(mut mac) = <Cmac<Aes128> as Mac>::new_from_slice(&KEY.0) else {
+        return;
+    };
     mac.update(body);
     let tag = mac.finalize().into_bytes();
     let mut frame = body.to_vec();
     frame.extend_from_slice(&tag[..TAG_LEN]);
 
-    let Ok(report) = verify_frame(&frame, &KEY, None) else { return };
+    let Ok(report) = verify_frame(&frame, &KEY, None) else {
+        return;
+    };
     let mut out = [0u8; MAX_FRAME_LEN];
     let enc = encode_frame(
         &report.header,

@@ -5,7 +5,9 @@ use footfall_proto::heart_rate::{HeartRateFormat, HeartRateMeasurement, SensorCo
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(m) = HeartRateMeasurement::parse(data) else { return };
+    let Ok(m) = HeartRateMeasurement::parse(data) else {
+        return;
+    };
     // Re-encode with the flags the decoded value implies (reserved bits and a meaningless
     // "detected" bit without "supported" are not recoverable, so compare from byte 1 on).
     let mut flags = 0u8;

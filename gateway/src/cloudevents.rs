@@ -654,10 +654,9 @@ pub fn render_node_report(
         time: at,
         ..OutMessage::default()
     };
-    let id = local_id(at, *b"node\0\0\0", 0);
-    // Distinct nodes reporting in the same millisecond get distinct ids.
-    let mut id = id;
-    id[12..14].copy_from_slice(&node.to_be_bytes());
+    // The node id in the tag: distinct nodes reporting in the same millisecond get distinct ids.
+    let [hi, lo] = node.to_be_bytes();
+    let id = local_id(at, [b'n', b'o', b'd', b'e', 0, hi, lo], 0);
     let _ = write!(out.event_id, "{}", Hex(&id));
     let _ = write!(out.topic, "{}/nodes/{node}/status", ctx.root);
     out.retain = true;

@@ -82,7 +82,9 @@ fn decode(args: &DecodeArgs) -> Result<Value, String> {
             decode_gatt(uuid, &bytes)
         }
         (None, true, key) => {
-            let key = key.as_deref().ok_or("--frame needs --key <32 hex digits>")?;
+            let key = key
+                .as_deref()
+                .ok_or("--frame needs --key <32 hex digits>")?;
             let key = parse_key(key)?;
             let bytes = parse_hex(&args.hex, "frame")?;
             decode_frame(&bytes, &key)
@@ -115,7 +117,9 @@ fn parse_hex(text: &str, what: &str) -> Result<Vec<u8>, String> {
             continue;
         }
         let Some(v) = c.to_digit(16) else {
-            return Err(format!("{what}: invalid hex character {c:?} at character {pos}"));
+            return Err(format!(
+                "{what}: invalid hex character {c:?} at character {pos}"
+            ));
         };
         // to_digit(16) < 16, so this fits a u8.
         let v = v as u8;
@@ -135,10 +139,12 @@ fn parse_hex(text: &str, what: &str) -> Result<Vec<u8>, String> {
 
 fn parse_key(text: &str) -> Result<NodeKey, String> {
     let bytes = parse_hex(text, "--key")?;
-    let key: [u8; 16] = bytes
-        .as_slice()
-        .try_into()
-        .map_err(|_| format!("--key must be 16 bytes (32 hex digits), got {}", bytes.len()))?;
+    let key: [u8; 16] = bytes.as_slice().try_into().map_err(|_| {
+        format!(
+            "--key must be 16 bytes (32 hex digits), got {}",
+            bytes.len()
+        )
+    })?;
     Ok(NodeKey(key))
 }
 
@@ -195,15 +201,20 @@ fn check_structure(s: &AdStructure<'_>) -> Result<(), String> {
         types::SERVICE_DATA_UUID16 | types::SERVICE_DATA_UUID32 | types::SERVICE_DATA_UUID128 => {
             s.service_data().map(drop).map_err(|e| located(name, s, e))
         }
-        types::MANUFACTURER_SPECIFIC_DATA => {
-            s.manufacturer_data().map(drop).map_err(|e| located(name, s, e))
-        }
+        types::MANUFACTURER_SPECIFIC_DATA => s
+            .manufacturer_data()
+            .map(drop)
+            .map_err(|e| located(name, s, e)),
         _ => Ok(()),
     }
 }
 
 fn located(name: &str, s: &AdStructure<'_>, e: DecodeError) -> String {
-    format!("{name} in AD structure at byte offset {}: {}", s.offset, e.shifted(s.data_offset()))
+    format!(
+        "{name} in AD structure at byte offset {}: {}",
+        s.offset,
+        e.shifted(s.data_offset())
+    )
 }
 
 fn beacon_name(s: &AdStructure<'_>) -> &'static str {
@@ -279,7 +290,9 @@ fn decode_advertisement(bytes: &[u8]) -> Result<Value, String> {
             Err(e) => return Err(located(beacon_name(&s), &s, e)),
         }
     }
-    let local_name = adv.local_name().map(|n| String::from_utf8_lossy(n.bytes).into_owned());
+    let local_name = adv
+        .local_name()
+        .map(|n| String::from_utf8_lossy(n.bytes).into_owned());
     let service_uuids: Vec<String> = adv.service_uuids().map(|u| u.to_string()).collect();
     let service_data: Vec<Value> = adv
         .service_data()
@@ -301,9 +314,15 @@ fn decode_advertisement(bytes: &[u8]) -> Result<Value, String> {
 }
 
 fn decode_gatt(uuid: &str, bytes: &[u8]) -> Result<Value, String> {
-    let norm = uuid.trim().trim_start_matches("0x").trim_start_matches("0X").to_ascii_lowercase();
+    let norm = uuid
+        .trim()
+        .trim_start_matches("0x")
+        .trim_start_matches("0X")
+        .to_ascii_lowercase();
     if norm != "2a37" {
-        return Err(format!("--gatt {uuid}: unsupported characteristic (supported: 2a37)"));
+        return Err(format!(
+            "--gatt {uuid}: unsupported characteristic (supported: 2a37)"
+        ));
     }
     let m = HeartRateMeasurement::parse(bytes)
         .map_err(|e| format!("Heart Rate Measurement (0x2a37): {e}"))?;
@@ -343,7 +362,10 @@ fn device_json(d: &DeviceRef) -> Value {
             "kind": "ibeacon", "uuid": uuid_be(uuid), "major": major, "minor": minor,
         }),
         DeviceRef::AltBeacon { id } => json!({ "kind": "altbeacon", "beacon_id": hex(id) }),
-        DeviceRef::EddystoneUid { namespace, instance } => json!({
+        DeviceRef::EddystoneUid {
+            namespace,
+            instance,
+        } => json!({
             "kind": "eddystone_uid", "namespace": hex(namespace), "instance": hex(instance),
         }),
         DeviceRef::TagEid { eid } => json!({ "kind": "tag_eid", "eid": hex(eid) }),
@@ -411,7 +433,12 @@ mod tests {
     use super::*;
 
     fn args(hex: &str) -> DecodeArgs {
-        DecodeArgs { gatt: None, frame: false, key: None, hex: hex.into() }
+        DecodeArgs {
+            gatt: None,
+            frame: false,
+            key: None,
+            hex: hex.into(),
+        }
     }
 
     fn ok(a: &DecodeArgs) -> Value {
@@ -440,7 +467,9 @@ mod tests {
 
     #[test]
     fn ibeacon_advertisement() {
-        let v = ok(&args("0201041aff4c0002150005000100001000800000805f9b013100026c66c3"));
+        let v = ok(&args(
+            "0201041aff4c0002150005000100001000800000805f9b013100026c66c3",
+        ));
         assert_eq!(v["flags"], 4);
         assert_eq!(v["manufacturer_data"][0]["company_id"], "004c");
         let b = &v["beacons"][0];
@@ -459,7 +488,10 @@ mod tests {
         assert_eq!(b["battery_mv"], 3000);
         assert_eq!(b["temperature_c"], Value::Null);
         assert_eq!(b["uptime_ds"], 2);
-        assert_eq!(v["service_uuids"][0], "0000feaa-0000-1000-8000-00805f9b34fb");
+        assert_eq!(
+            v["service_uuids"][0],
+            "0000feaa-0000-1000-8000-00805f9b34fb"
+        );
     }
 
     #[test]
@@ -474,25 +506,44 @@ mod tests {
 
     #[test]
     fn heart_rate() {
-        let a = DecodeArgs { gatt: Some("2A37".into()), ..args("1e5532002100") };
+        let a = DecodeArgs {
+            gatt: Some("2A37".into()),
+            ..args("1e5532002100")
+        };
         let v = ok(&a);
         assert_eq!(
             v,
             json!({"heart_rate_bpm": 85, "sensor_contact": "detected", "energy_expended_kj": 50, "rr_intervals": [33]})
         );
-        let a = DecodeArgs { gatt: Some("2a37".into()), ..args("0055") };
+        let a = DecodeArgs {
+            gatt: Some("2a37".into()),
+            ..args("0055")
+        };
         assert_eq!(ok(&a)["rr_intervals"], Value::Null);
-        let a = DecodeArgs { gatt: Some("2a37".into()), ..args("170101") };
+        let a = DecodeArgs {
+            gatt: Some("2a37".into()),
+            ..args("170101")
+        };
         assert!(bad(&a).contains("byte offset 3"));
-        let a = DecodeArgs { gatt: Some("2a38".into()), ..args("00") };
+        let a = DecodeArgs {
+            gatt: Some("2a38".into()),
+            ..args("00")
+        };
         assert!(bad(&a).contains("unsupported"));
     }
 
     #[test]
     fn frame_needs_a_key() {
-        let a = DecodeArgs { frame: true, ..args("01") };
+        let a = DecodeArgs {
+            frame: true,
+            ..args("01")
+        };
         assert!(bad(&a).contains("--key"));
-        let a = DecodeArgs { frame: true, key: Some("00".into()), ..args("01") };
+        let a = DecodeArgs {
+            frame: true,
+            key: Some("00".into()),
+            ..args("01")
+        };
         assert!(bad(&a).contains("16 bytes"));
     }
 }

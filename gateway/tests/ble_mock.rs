@@ -101,16 +101,7 @@ impl Bus {
             .expect("start python3 -m dbusmock");
         self.bluez = Some(child);
         let t0 = Instant::now();
-        loop {
-            let st = Command::new("busctl")
-                .arg(format!("--address={}", self.address))
-                .args(["status", "org.bluez"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-            if st.is_ok_and(|s| s.success()) {
-                return;
-            }
+        while self.mock("has-bluez\n").lines().next() != Some("1") {
             let log = std::fs::read_to_string(self.dir.path().join("dbusmock.log"));
             assert!(
                 t0.elapsed() < PATIENCE,

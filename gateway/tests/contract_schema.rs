@@ -903,3 +903,21 @@ fn no_raw_identifier_in_any_payload_or_topic() {
         );
     }
 }
+
+/// The examples embedded in the schemas (what a reader copies first) are valid themselves.
+#[test]
+fn schema_examples_are_valid() {
+    let schemas = load_schemas();
+    for class in MessageClass::ALL {
+        let file = class.schema_file();
+        let v = validator(&schemas, file);
+        let examples = schemas.by_file[file]["examples"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{file} has examples"));
+        assert!(!examples.is_empty(), "{file} has examples");
+        for ex in examples {
+            let errs = errors(&v, ex);
+            assert!(errs.is_empty(), "{file} example:\n{}\n{ex:#}", errs.join("\n"));
+        }
+    }
+}

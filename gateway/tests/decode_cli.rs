@@ -21,9 +21,17 @@ fn footfall(args: &[&str]) -> Output {
 fn json_of(args: &[&str]) -> Value {
     let o = footfall(args);
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "footfall decode {args:?} failed: {stderr}");
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "footfall decode {args:?} failed: {stderr}"
+    );
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(stdout.lines().count(), 1, "one JSON object on one line: {stdout}");
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "one JSON object on one line: {stdout}"
+    );
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
 
@@ -31,10 +39,17 @@ fn json_of(args: &[&str]) -> Value {
 fn error_of(args: &[&str]) -> String {
     let o = footfall(args);
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(2), "footfall decode {args:?}: {stderr}");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "footfall decode {args:?}: {stderr}"
+    );
     assert!(o.stdout.is_empty(), "no output on error");
     assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
     stderr
 }
 
@@ -72,12 +87,18 @@ fn advertisement_with_eddystone_url_and_name() {
         "0201060303aafe0d16aafe10e702676f6f676c65000c09526164426561636f6e204700000000000000",
     ]);
     assert_eq!(v["local_name"], "RadBeacon G");
-    assert_eq!(v["service_uuids"], json!(["0000feaa-0000-1000-8000-00805f9b34fb"]));
+    assert_eq!(
+        v["service_uuids"],
+        json!(["0000feaa-0000-1000-8000-00805f9b34fb"])
+    );
     assert_eq!(
         v["beacons"],
         json!([{ "format": "eddystone_url", "url": "http://google.com/", "tx_power_dbm": -25 }])
     );
-    assert_eq!(v["service_data"][0]["uuid"], "0000feaa-0000-1000-8000-00805f9b34fb");
+    assert_eq!(
+        v["service_data"][0]["uuid"],
+        "0000feaa-0000-1000-8000-00805f9b34fb"
+    );
 }
 
 #[test]
@@ -107,9 +128,15 @@ fn report_frame() {
     );
     assert_eq!(v["health"]["battery_mv"], 3000);
     assert_eq!(v["sightings"].as_array().map(Vec::len), Some(2));
-    assert_eq!(v["sightings"][0]["device"]["uuid"], "fda50693-a4e2-4fb1-afcf-c6eb07647825");
+    assert_eq!(
+        v["sightings"][0]["device"]["uuid"],
+        "fda50693-a4e2-4fb1-afcf-c6eb07647825"
+    );
     assert_eq!(v["sightings"][1]["device"]["address"], "70:81:94:0d:fb:aa");
-    assert_eq!(v["sightings"][1]["device"]["address_type"], "random_resolvable");
+    assert_eq!(
+        v["sightings"][1]["device"]["address_type"],
+        "random_resolvable"
+    );
     assert_eq!(v["sightings"][1]["tx_power_dbm"], Value::Null);
     assert_eq!(v["wearables"], json!([]));
 }

@@ -14,13 +14,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use footfall_engine::input::Input;
+use footfall_gateway::config::BrokerEndpoint;
 use footfall_gateway::source::uplink::{UplinkConfig, UplinkSource, SOURCE};
 use footfall_gateway::source::{Source, SourceEvent};
 use footfall_proto::frame::{
     encode_frame, DeviceRef, FrameHeader, NodeHealth, NodeId, NodeKey, RssiStats, SightingRecord,
     WearableRecord, FRAME_VERSION, MAX_FRAME_LEN,
 };
-use rumqttc::MqttOptions;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -263,9 +263,14 @@ fn config() -> UplinkConfig {
 }
 
 fn start(broker: &Mosquitto, cfg: UplinkConfig, state_dir: &Path) -> Running {
-    let mut opts = MqttOptions::new("gw-test", "127.0.0.1", broker.port);
-    opts.set_keep_alive(Duration::from_secs(5));
-    let source = UplinkSource::new(cfg, opts, STORE, PREFIX, keys(), Some(state_dir))
+    let endpoint = BrokerEndpoint {
+        host: "127.0.0.1".into(),
+        port: broker.port,
+        tls: None,
+        credentials: None,
+        keepalive_s: 5,
+    };
+    let source = UplinkSource::new(cfg, &endpoint, STORE, PREFIX, keys(), Some(state_dir))
         .expect("uplink source");
     assert_eq!(source.name(), SOURCE);
     let (tx, rx) = mpsc::channel(4096);

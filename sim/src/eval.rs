@@ -12,18 +12,22 @@
 //!   the evidence at the identity's start time and reads the person from the probe's enter
 //!   event. (A direct `Engine::person_id(evidence, now)` hook would make this cheaper.)
 //! - **Visit**: a maximal stretch of one identity's ground truth in one zone (`truth` lines, one
-//!   per second). It starts at the first second in the zone (or when the identity appears) and
-//!   ends at the first second elsewhere (or when the identity ends).
+//!   per second plus one at every zone change). It starts when the person enters the zone (or
+//!   when the identity appears) and ends when they are elsewhere (or the identity ends). Two
+//!   visits of one zone less than `min_visit_s` apart are one visit: a short detour through
+//!   another zone is a pass-by there, not a new visit here.
 //! - **Session**: an engine `zone.enter` … `zone.exit` pair for one person and zone.
-//! - **Matching**: each session goes to the visit of the same identity and zone it overlaps
-//!   most (visits widened by the tolerances). A session that matches no visit is a **false
-//!   session**; a session of a person no identity maps to (e.g. an address flood) is
-//!   **unattributed**. A visit of at least `min_visit_s` that gets no session is a **missed
-//!   session**. Every session beyond the first on one visit is a **flap**.
+//! - **Matching**: a session belongs to the visit of the same identity and zone during which it
+//!   begins (it may begin up to `enter_tolerance_s` early); if several qualify, the one it
+//!   overlaps most. A session that begins during no visit of its zone is a **false session**; a
+//!   session of a person no identity maps to (e.g. an address flood) is **unattributed**. A
+//!   visit of at least `min_visit_s` without a session is a **missed session**. Every session
+//!   beyond the first on one visit is a **flap** (the subscriber saw exit and re-enter while the
+//!   person stayed).
 //! - **Enter latency**: first matched session's enter time − visit start (visits that began
 //!   before the recording or with the identity itself are excluded). **Exit latency**: last
 //!   matched session's exit time − visit end (only visits that ended, and sessions that exited).
-//! - **Zone accuracy**: over every `truth` second of every identity (after the first
+//! - **Zone accuracy**: over every per-second `truth` line of every identity (after the first
 //!   `settle_s` of the recording), the fraction where the engine's zone for the identity (the
 //!   zone of its latest open session, or none) equals the true zone (none included).
 //! - **Campaigns**: a campaign *should fire* for an identity when the identity qualifies
@@ -54,7 +58,7 @@ pub struct EvalOptions {
     pub min_visit_s: f64,
     /// A session may start this much before its visit and still match it, seconds.
     pub enter_tolerance_s: f64,
-    /// A session may end this much after its visit and still match it, seconds.
+    /// A session still open this long after its visit ended counts as an exit missing, seconds.
     pub exit_tolerance_s: f64,
     /// Zone accuracy ignores the first seconds of a recording (the engine starts cold).
     pub settle_s: f64,
@@ -580,7 +584,7 @@ pub fn evaluate_with(
                     if idt.to.is_some() {
                         continue;
                     }
-                    if settled && !g.left {
+                    if settled && !g.left && !g.change {
                         samples += 1;
                         let engine_zone = idt
                             .engine_person
@@ -622,6 +626,10 @@ pub fn evaluate_with(
                 .push(Visit::new(z, start, None, start == idt.from));
         }
     }
+    let min_visit = (options.min_visit_s * 1000.0) as u64;
+    for idt in &mut ids {
+        merge_detours(&mut idt.visits, min_visit);
+    }
     let start = first_t.unwrap_or(0);
     report.seconds = last_t.saturating_sub(start) as f64 / 1000.0;
     report.identities = ids.len() as u64;
@@ -655,9 +663,10 @@ pub fn evaluate_with(
             .filter(|(_, v)| v.zone == s.zone)
             .filter_map(|(k, v)| {
                 let v_end = v.end.unwrap_or(last_t);
-                let lo = v.start.saturating_sub(enter_tol).max(s.enter);
-                let hi = (v_end + exit_tol).min(s_end);
-                (hi >= lo).then(|| (k, s_end.min(v_end) as i64 - s.enter.max(v.start) as i64))
+                // The session must begin during the visit (or just before it).
+                let starts_here =
+                    s.enter + enter_tol >= v.start && s.enter < v_end.max(v.start + 1);
+                starts_here.then(|| (k, s_end.min(v_end) as i64 - s.enter.max(v.start) as i64))
             })
             .max_by_key(|&(k, overlap)| (overlap, std::cmp::Reverse(k)));
         match best {
@@ -677,7 +686,6 @@ pub fn evaluate_with(
         }
     }
     let (mut enter, mut exit) = (Vec::new(), Vec::new());
-    let min_visit = (options.min_visit_s * 1000.0) as u64;
     for idt in &ids {
         for v in &idt.visits {
             report.flaps += u64::from(v.sessions.saturating_sub(1));
@@ -740,6 +748,26 @@ impl Visit {
             last_exit: None,
         }
     }
+}
+
+/// Merge visits of one zone separated by less than `max_gap` (a short detour through another
+/// zone is a pass-by, not a new visit): an engine that exits and re-enters around such a detour
+/// flaps.
+fn merge_detours(visits: &mut Vec<Visit>, max_gap: u64) {
+    let mut out: Vec<Visit> = Vec::with_capacity(visits.len());
+    for v in visits.drain(..) {
+        let prev = out.iter_mut().rev().find(|u| u.zone == v.zone);
+        if let Some(u) = prev {
+            if u.end
+                .is_some_and(|end| v.start.saturating_sub(end) < max_gap)
+            {
+                u.end = v.end;
+                continue;
+            }
+        }
+        out.push(v);
+    }
+    *visits = out;
 }
 
 fn close_identity(idt: &mut IdentityTruth, t: u64) {

@@ -22,7 +22,8 @@ pub enum Record {
     Header(Header),
     /// A device heard by a node.
     Sighting(SightingRecord),
-    /// Ground truth: where a person is (simulator only; one per person per second).
+    /// Ground truth: where a person is (simulator only; one per person per second, plus one at
+    /// every zone change).
     Truth(TruthRecord),
     /// Ground truth: the identity a simulated device advertises from `t` on (at appearance and
     /// at every address rotation).
@@ -323,6 +324,10 @@ pub struct TruthRecord {
     /// The person left the store at `t` (last truth line for this person).
     #[serde(default, skip_serializing_if = "is_false")]
     pub left: bool,
+    /// An extra line written when the person's zone changed between whole seconds (100 ms
+    /// resolution); not a per-second sample.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub change: bool,
 }
 
 /// Ground truth: simulated device `device` of `person` advertises this identity from `t` on.

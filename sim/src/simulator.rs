@@ -136,6 +136,8 @@ struct Person {
     /// Heart-rate baseline, bpm (wearable carriers).
     hr_base: f32,
     hr: f32,
+    /// Ground-truth zone at the last check.
+    zone: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -646,6 +648,7 @@ impl Simulator {
             devices,
             hr_base,
             hr: hr_base,
+            zone: self.plan.zone_at(pos),
         });
     }
 
@@ -689,6 +692,7 @@ impl Simulator {
                 zone,
                 staff: p.staff,
                 left: false,
+                change: false,
             }));
         }
         for r in recs {
@@ -1098,6 +1102,7 @@ impl Simulator {
         let dt = (t1 - t0) as f32 / 1000.0;
         let mut people = std::mem::take(&mut self.people);
         let mut left = Vec::new();
+        let mut changes = Vec::new();
         for (idx, p) in people.iter_mut().enumerate() {
             // Heart rate follows activity with a slow random walk around the baseline.
             let target_hr = p.hr_base
@@ -1132,6 +1137,14 @@ impl Simulator {
                     y: p.pos.y + uy * step,
                 };
                 p.heading = (ux, uy);
+                let zone = self.plan.zone_at(p.pos);
+                if zone != p.zone {
+                    p.zone = zone;
+                    // Whole seconds get their per-second line anyway.
+                    if self.now >= self.rec_start && t1 % 1000 != 0 {
+                        changes.push((p.id, p.pos, zone, p.staff));
+                    }
+                }
                 continue;
             }
             p.pos = stop.target;
@@ -1166,6 +1179,19 @@ impl Simulator {
             }
         }
         let t = self.unix(t1);
+        for (person, pos, zone, staff) in changes {
+            let zone = zone.map(|z| self.layout.zones[z].id.clone());
+            self.push(Record::Truth(TruthRecord {
+                t,
+                person,
+                x: round_cm(pos.x),
+                y: round_cm(pos.y),
+                zone,
+                staff,
+                left: false,
+                change: true,
+            }));
+        }
         for &idx in left.iter().rev() {
             let p = people.remove(idx);
             if self.recording() {
@@ -1181,6 +1207,7 @@ impl Simulator {
                     zone,
                     staff: p.staff,
                     left: true,
+                    change: false,
                 }));
             }
         }

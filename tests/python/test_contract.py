@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 import pathlib
 import re
+import socket
 import subprocess
+import time
 import tomllib
 
 import pytest
@@ -220,3 +222,55 @@ def test_last_will_marks_a_killed_gateway_offline(broker, tmp_path):
     finally:
         late.close()
     assert kept.retain and kept.json()["data"]["online"] is False
+
+
+def test_embedded_broker_demo_publishes_valid_events(validators, tmp_path):
+    """`footfall demo`: the gateway's own embedded broker (rumqttd), a simulated large store,
+    an MQTT 5 subscriber on the broker's v5 port. Every message follows the schemas and topics.
+    (The embedded broker gets no MQTT 5 properties; see docs/mqtt.md.)"""
+    import queue
+    import threading
+
+    from footfall_mqtt import free_port
+
+    demo = subprocess.Popen(
+        [str(footfall_bin()), "demo", "--duration-s", "15", "--speed", "20", "--seed", "5",
+         "--no-color", "--port", str(free_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    lines: "queue.Queue[str]" = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in demo.stdout], daemon=True).start()
+    observer = None
+    try:
+        v5_port = None
+        deadline = time.monotonic() + 30
+        while v5_port is None:
+            line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            m = re.search(r"MQTT 5 clients: port (\d+)", line)
+            if m:
+                v5_port = int(m.group(1))
+        while True:  # the banner may come before the broker listens
+            try:
+                socket.create_connection(("127.0.0.1", v5_port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, f"nothing listens on {v5_port}"
+                time.sleep(0.05)
+        observer = Observer(v5_port, "demo-observer").subscribe(f"{PREFIX}/#")
+        assert demo.wait(timeout=120) == 0, "demo failed"
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        if observer is not None:
+            observer.close()
+    messages = observer.messages
+    types = {m.json()["type"] for m in messages}
+    assert {"footfall.zone.enter", "footfall.zone.exit"} <= types, sorted(types)
+    ids: dict[str, bytes] = {}
+    for m in messages:
+        event = m.json()
+        errors = [f"{e.json_path}: {e.message}" for e in validators[event["type"]].iter_errors(event)]
+        assert not errors, f"{m.topic}: {errors}"
+        assert m.topic.startswith(f"{PREFIX}/{event['data']['store']}/")
+        assert ids.setdefault(event["id"], m.payload) == m.payload
+        assert not MAC.search(m.payload.decode())

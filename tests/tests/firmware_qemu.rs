@@ -35,7 +35,9 @@ fn require_tools() {
     if let Ok(out) = targets {
         // Without rustup (a distro toolchain) the build below reports a missing target itself.
         assert!(
-            String::from_utf8_lossy(&out.stdout).lines().any(|l| l.trim() == TARGET),
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.trim() == TARGET),
             "Rust target {TARGET} is missing: run scripts/test (scripts/setup.sh test adds it), \
              or rustup target add {TARGET}"
         );
@@ -120,7 +122,13 @@ fn qemu_frames_verify_and_carry_the_recorded_sightings() {
         let (s, w) = actual.entry(r.header.node_time_ms).or_default();
         for wear in &r.wearables {
             let device = r.sightings[usize::from(wear.sighting_index)].device;
-            w.push((device, WearableRecord { sighting_index: 0, ..*wear }));
+            w.push((
+                device,
+                WearableRecord {
+                    sighting_index: 0,
+                    ..*wear
+                },
+            ));
         }
         s.extend(r.sightings.iter().copied());
     }
@@ -133,13 +141,25 @@ fn qemu_frames_verify_and_carry_the_recorded_sightings() {
     );
     for (end, (sightings, wearables)) in &expected {
         let (got_s, got_w) = &actual[end];
-        assert_eq!(got_s, sightings, "sightings of the window ending at {end} ms");
-        assert_eq!(got_w, wearables, "wearables of the window ending at {end} ms");
+        assert_eq!(
+            got_s, sightings,
+            "sightings of the window ending at {end} ms"
+        );
+        assert_eq!(
+            got_w, wearables,
+            "wearables of the window ending at {end} ms"
+        );
     }
     // The scene has beacons, tags and wearables: the check is not vacuous.
     let all: Vec<_> = expected.values().flat_map(|(s, _)| s).collect();
-    assert!(all.iter().any(|s| matches!(s.device, DeviceRef::IBeacon { .. })));
-    assert!(all.iter().any(|s| matches!(s.device, DeviceRef::EddystoneUid { .. })));
-    assert!(all.iter().any(|s| matches!(s.device, DeviceRef::TagEid { .. })));
+    assert!(all
+        .iter()
+        .any(|s| matches!(s.device, DeviceRef::IBeacon { .. })));
+    assert!(all
+        .iter()
+        .any(|s| matches!(s.device, DeviceRef::EddystoneUid { .. })));
+    assert!(all
+        .iter()
+        .any(|s| matches!(s.device, DeviceRef::TagEid { .. })));
     assert!(expected.values().all(|(_, w)| w.len() >= 6));
 }

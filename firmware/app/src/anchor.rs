@@ -12,7 +12,7 @@ use footfall_proto::frame::{
 };
 
 use crate::counter::{CounterError, CounterStore, FrameCounter};
-use crate::observe::observe;
+use crate::observe::{heart_rate_measurement, observe, Observation};
 use crate::scanner::AdvReport;
 use crate::table::{Recorded, SightingTable};
 use crate::uplink::{FrameQueue, Uplink, UplinkError};
@@ -94,11 +94,45 @@ impl<const N: usize, const Q: usize> Anchor<N, Q> {
         self.battery_mv = mv;
     }
 
-    /// Adds one advertisement to the current window.
+    /// Adds one advertisement to the current window. Other anchors' report frames are not
+    /// devices and are ignored.
     pub fn on_report(&mut self, report: &AdvReport<'_>) -> Recorded {
         self.reports = self.reports.wrapping_add(1);
         let obs = observe(report.data);
-        let r = self.table.record(report, &obs);
+        if obs.node_frame {
+            return Recorded::Ignored;
+        }
+        self.record(report, &obs)
+    }
+
+    /// Adds a Heart Rate Measurement notification (0x2A37) received over a GATT connection to
+    /// `addr` (MSB first, HCI address type `addr_type`), with the connection's RSSI. Malformed
+    /// values are ignored.
+    pub fn on_gatt_heart_rate(
+        &mut self,
+        addr: [u8; 6],
+        addr_type: u8,
+        rssi: i8,
+        value: &[u8],
+    ) -> Recorded {
+        let Some(hr) = heart_rate_measurement(value) else {
+            return Recorded::Ignored;
+        };
+        let obs = Observation {
+            heart_rate: Some(hr),
+            ..Observation::default()
+        };
+        let report = AdvReport {
+            addr,
+            addr_type,
+            rssi,
+            data: &[],
+        };
+        self.record(&report, &obs)
+    }
+
+    fn record(&mut self, report: &AdvReport<'_>, obs: &Observation) -> Recorded {
+        let r = self.table.record(report, obs);
         if r == Recorded::Dropped {
             warn!("table full: dropped a sighting");
         }
@@ -479,6 +513,38 @@ mod tests {
         let s = a.handle_timeout(2000, &mut store).unwrap();
         assert_eq!((s.frames, s.unframed), (0, 1));
         assert_eq!(a.health(2000).dropped_sightings, 1);
+    }
+
+    #[test]
+    fn gatt_heart_rate_and_foreign_frames() {
+        let mut store = RamCounterStore::default();
+        let mut a = Anchor::<8, 2>::new(cfg(), &mut store, 0).unwrap();
+        let addr = [0x12, 0x34, 0x56, 0x78, 0x9A, 0xBC];
+        assert_eq!(
+            a.on_gatt_heart_rate(addr, 0, -55, &[0x00, 71]),
+            Recorded::Inserted
+        );
+        assert_eq!(
+            a.on_gatt_heart_rate(addr, 0, -55, &[0x01]),
+            Recorded::Ignored
+        );
+        let foreign = [0x05, 0xFF, 0xFF, 0xFF, FRAME_VERSION, 0x2A];
+        let r = AdvReport {
+            addr: [0xC1, 0, 0, 0, 0, 9],
+            addr_type: 1,
+            rssi: -40,
+            data: &foreign,
+        };
+        assert_eq!(a.on_report(&r), Recorded::Ignored);
+        a.handle_timeout(1000, &mut store).unwrap();
+        let mut link = Link {
+            up: true,
+            ..Default::default()
+        };
+        a.flush(&mut link).unwrap();
+        let reports = verify_all(&link.frames);
+        assert_eq!(reports[0].sightings.len(), 1);
+        assert_eq!(reports[0].wearables[0].heart_rate_bpm, Some(71));
     }
 
     #[test]

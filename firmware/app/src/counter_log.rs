@@ -46,7 +46,13 @@ impl<F: NorFlash> FlashCounterLog<F> {
             Some((v, (s, w))) => (Some(v), (s, w + 1)),
             None => (None, (0, 0)),
         };
-        Self { flash, base, sector, next, mark }
+        Self {
+            flash,
+            base,
+            sector,
+            next,
+            mark,
+        }
     }
 
     /// Gives the flash back.
@@ -116,13 +122,22 @@ mod tests {
         const WRITE_SIZE: usize = 4;
         const ERASE_SIZE: usize = 64;
         fn erase(&mut self, from: u32, to: u32) -> Result<(), E> {
-            self.mem.get_mut(from as usize..to as usize).ok_or(E)?.fill(0xFF);
+            self.mem
+                .get_mut(from as usize..to as usize)
+                .ok_or(E)?
+                .fill(0xFF);
             self.erases += 1;
             Ok(())
         }
         fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), E> {
             let o = offset as usize;
-            for (m, b) in self.mem.get_mut(o..o + bytes.len()).ok_or(E)?.iter_mut().zip(bytes) {
+            for (m, b) in self
+                .mem
+                .get_mut(o..o + bytes.len())
+                .ok_or(E)?
+                .iter_mut()
+                .zip(bytes)
+            {
                 *m &= *b;
             }
             Ok(())
@@ -131,7 +146,10 @@ mod tests {
 
     #[test]
     fn counters_survive_reboots_and_sector_swaps() {
-        let mut flash = Nor { mem: [0xFF; 128], erases: 0 };
+        let mut flash = Nor {
+            mem: [0xFF; 128],
+            erases: 0,
+        };
         let mut last = 0;
         for _reboot in 0..40 {
             let mut log = FlashCounterLog::open(flash, 0);
@@ -143,12 +161,22 @@ mod tests {
             }
             flash = log.release();
         }
-        assert!(flash.erases >= 4, "the log wrapped: {} erases", flash.erases);
+        assert!(
+            flash.erases >= 4,
+            "the log wrapped: {} erases",
+            flash.erases
+        );
     }
 
     #[test]
     fn fresh_flash_has_no_mark() {
-        let mut log = FlashCounterLog::open(Nor { mem: [0xFF; 128], erases: 0 }, 0);
+        let mut log = FlashCounterLog::open(
+            Nor {
+                mem: [0xFF; 128],
+                erases: 0,
+            },
+            0,
+        );
         assert_eq!(log.load().unwrap(), None);
         log.store(9).unwrap();
         let mut log = FlashCounterLog::open(log.release(), 0);

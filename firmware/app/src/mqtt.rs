@@ -172,9 +172,7 @@ pub fn decode(bytes: &[u8]) -> Result<(Incoming, usize), MqttError> {
             Err(MqttError::Incomplete)
         };
     }
-    let body = rest
-        .get(used..used + len)
-        .ok_or(MqttError::Incomplete)?;
+    let body = rest.get(used..used + len).ok_or(MqttError::Incomplete)?;
     let total = 1 + used + len;
     let packet = match (first >> 4, body) {
         (2, [flags, code]) => {
@@ -226,8 +224,8 @@ mod tests {
         assert_eq!(
             &buf[..n],
             &[
-                0x10, 20, 0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 60, 0, 2, b'n', b'1', 0, 1, b'u',
-                0, 1, b'p'
+                0x10, 20, 0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 60, 0, 2, b'n', b'1', 0, 1,
+                b'u', 0, 1, b'p'
             ]
         );
         // Password without a username is not sent (MQTT 3.1.1 §3.1.2.9).
@@ -276,12 +274,18 @@ mod tests {
             ))
         );
         assert_eq!(decode(&[0x20, 2, 0, 5]), Err(MqttError::Refused(5)));
-        assert_eq!(decode(&[0x40, 2, 0x01, 0x02, 0xD0]), Ok((Incoming::PubAck(0x0102), 4)));
+        assert_eq!(
+            decode(&[0x40, 2, 0x01, 0x02, 0xD0]),
+            Ok((Incoming::PubAck(0x0102), 4))
+        );
         assert_eq!(decode(&[0xD0, 0]), Ok((Incoming::PingResp, 2)));
         assert_eq!(decode(&[0x40, 2, 1]), Err(MqttError::Incomplete));
         assert_eq!(decode(&[0x40]), Err(MqttError::Incomplete));
         assert_eq!(decode(&[0x40, 3, 1, 2, 3]), Err(MqttError::Malformed));
-        assert_eq!(decode(&[0x30, 0xFF, 0xFF, 0xFF, 0xFF]), Err(MqttError::Malformed));
+        assert_eq!(
+            decode(&[0x30, 0xFF, 0xFF, 0xFF, 0xFF]),
+            Err(MqttError::Malformed)
+        );
         assert_eq!(decode(&[0x90, 3, 0, 1, 0]), Ok((Incoming::Other(9), 5)));
     }
 

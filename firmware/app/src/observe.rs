@@ -1,22 +1,16 @@
 //! What one advertisement tells the anchor: beacon identity, calibrated power, wearable fields.
 //!
-//! Local, minimal decoders over the AD structures (Bluetooth Core Supplement Part A): iBeacon,
-//! AltBeacon, Eddystone UID/EID, Heart Rate service data (0x180D carrying a Heart Rate
-//! Measurement, 0x2A37 layout) and Footfall tag sensor data. Every read is bounds-checked with
-//! `get`, so no input can panic. (When `footfall-proto` grows its own AD/beacon/HR decoders this
-//! module becomes a thin mapping onto them.)
+//! A thin mapping onto `footfall-proto`'s decoders (AD structures, iBeacon / AltBeacon /
+//! Eddystone via [`Beacon`], Heart Rate Measurement), plus Footfall's own manufacturer data:
+//! tag sensor readings and other anchors' report frames (which are not devices and are
+//! skipped). Malformed structures are skipped, never fatal: a truncated advertisement still
+//! yields what its intact structures say.
 
-use footfall_proto::frame::DeviceRef;
+use footfall_proto::ad::types;
+use footfall_proto::frame::{DeviceRef, FRAME_VERSION};
+use footfall_proto::heart_rate::HeartRateMeasurement;
+use footfall_proto::{Advertisement, Beacon, Uuid};
 
-/// AD type: TX power level.
-const AD_TX_POWER: u8 = 0x0A;
-/// AD type: service data, 16-bit UUID.
-const AD_SERVICE_DATA_16: u8 = 0x16;
-/// AD type: manufacturer specific data.
-const AD_MANUFACTURER: u8 = 0xFF;
-
-/// Apple's company id (iBeacon).
-const COMPANY_APPLE: u16 = 0x004C;
 /// Eddystone service UUID.
 pub const UUID_EDDYSTONE: u16 = 0xFEAA;
 /// Heart Rate service UUID.
@@ -24,48 +18,11 @@ pub const UUID_HEART_RATE: u16 = 0x180D;
 /// Company id carrying Footfall's own manufacturer data (0xFFFF: reserved for testing by the
 /// Bluetooth SIG; a deployment with an assigned id changes it here and in the gateway).
 pub const FOOTFALL_COMPANY_ID: u16 = 0xFFFF;
-/// First byte of Footfall manufacturer data that carries tag sensor readings.
+/// First byte of Footfall manufacturer data that carries tag sensor readings. (A report frame
+/// starts with its version byte, [`FRAME_VERSION`], so the two never collide.)
 pub const TAG_SENSOR_KIND: u8 = 0x54;
 
-/// One AD structure: `(type, data)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AdStructure<'a> {
-    /// AD type.
-    pub ty: u8,
-    /// AD data (without length and type).
-    pub data: &'a [u8],
-}
-
-/// Iterates the AD structures of an advertisement; stops at the first malformed length or the
-/// zero-length padding that ends significant data.
-#[derive(Debug, Clone)]
-pub struct AdIter<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> AdIter<'a> {
-    /// Iterates `data`.
-    pub fn new(data: &'a [u8]) -> Self {
-        Self { rest: data }
-    }
-}
-
-impl<'a> Iterator for AdIter<'a> {
-    type Item = AdStructure<'a>;
-    fn next(&mut self) -> Option<AdStructure<'a>> {
-        let (&len, tail) = self.rest.split_first()?;
-        let len = usize::from(len);
-        let Some((body, rest)) = (len > 0).then(|| tail.split_at_checked(len)).flatten() else {
-            self.rest = &[];
-            return None;
-        };
-        self.rest = rest;
-        let (&ty, data) = body.split_first()?;
-        Some(AdStructure { ty, data })
-    }
-}
-
-/// A decoded Heart Rate Measurement (0x2A37 layout).
+/// A decoded Heart Rate Measurement, as the anchor keeps it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct HeartRate {
@@ -75,29 +32,14 @@ pub struct HeartRate {
     pub rr_interval: Option<u16>,
 }
 
-/// Decodes a Heart Rate Measurement value: flags, 8- or 16-bit rate, optional energy expended,
-/// optional RR intervals (the last one is kept). `None` if it is too short for its flags.
+/// Decodes a Heart Rate Measurement value (0x2A37 layout, from service data or a GATT
+/// notification) through `footfall-proto`. `None` if it is malformed.
 pub fn heart_rate_measurement(value: &[u8]) -> Option<HeartRate> {
-    let (&flags, rest) = value.split_first()?;
-    let (bpm, mut rest) = if flags & 0x01 != 0 {
-        let (b, r) = rest.split_first_chunk::<2>()?;
-        (u16::from_le_bytes(*b), r)
-    } else {
-        let (&b, r) = rest.split_first()?;
-        (u16::from(b), r)
-    };
-    if flags & 0x08 != 0 {
-        rest = rest.get(2..)?;
-    }
-    let mut rr_interval = None;
-    if flags & 0x10 != 0 {
-        for chunk in rest.chunks_exact(2) {
-            if let [lo, hi] = *chunk {
-                rr_interval = Some(u16::from_le_bytes([lo, hi]));
-            }
-        }
-    }
-    Some(HeartRate { bpm, rr_interval })
+    let m = HeartRateMeasurement::parse(value).ok()?;
+    Some(HeartRate {
+        bpm: m.heart_rate_bpm,
+        rr_interval: m.rr_intervals().last(),
+    })
 }
 
 /// Everything the anchor keeps from one advertisement.
@@ -105,12 +47,14 @@ pub fn heart_rate_measurement(value: &[u8]) -> Option<HeartRate> {
 pub struct Observation {
     /// A beacon or tag identity, when the advertisement carries one (first one wins).
     pub identity: Option<DeviceRef>,
-    /// Beacon calibrated power or advertised TX power level, dBm.
+    /// The beacon's calibrated power at 1 m, else the advertised TX power level, dBm.
     pub tx_power_dbm: Option<i8>,
     /// Heart rate from Heart Rate service data.
     pub heart_rate: Option<HeartRate>,
     /// Motion magnitude from Footfall tag sensor data, milli-g.
     pub motion_mg: Option<u16>,
+    /// The advertisement carries another Footfall node's report frame.
+    pub node_frame: bool,
 }
 
 impl Observation {
@@ -122,107 +66,47 @@ impl Observation {
 
 /// Decodes the AD structures of one advertisement.
 pub fn observe(data: &[u8]) -> Observation {
+    let (adv, _overrun) = Advertisement::parse_lenient(data);
     let mut obs = Observation::default();
     let mut beacon_power = None;
-    let mut tx_level = None;
-    for ad in AdIter::new(data) {
-        match ad.ty {
-            AD_TX_POWER => tx_level = ad.data.first().map(|&b| b as i8),
-            AD_MANUFACTURER => {
-                let Some((company, payload)) = ad.data.split_first_chunk::<2>() else {
-                    continue;
-                };
-                match u16::from_le_bytes(*company) {
-                    COMPANY_APPLE => {
-                        if let Some((id, power)) = ibeacon(payload) {
-                            obs.identity = obs.identity.or(Some(id));
-                            beacon_power = beacon_power.or(Some(power));
-                        }
-                    }
-                    FOOTFALL_COMPANY_ID => {
-                        if let [TAG_SENSOR_KIND, lo, hi, ..] = *payload {
-                            obs.motion_mg = Some(u16::from_le_bytes([lo, hi]));
-                        }
-                    }
-                    _ => {}
-                }
-                if let Some((id, power)) = altbeacon(payload) {
-                    obs.identity = obs.identity.or(Some(id));
-                    beacon_power = beacon_power.or(Some(power));
+    for s in adv.structures() {
+        if let Ok(beacon) = Beacon::from_structure(&s) {
+            if obs.identity.is_none() {
+                if let Some(id) = beacon.device_ref() {
+                    obs.identity = Some(id);
+                    beacon_power = beacon.power_at_1m_dbm();
                 }
             }
-            AD_SERVICE_DATA_16 => {
-                let Some((uuid, payload)) = ad.data.split_first_chunk::<2>() else {
+            continue;
+        }
+        match s.ad_type {
+            types::MANUFACTURER_SPECIFIC_DATA => {
+                let Ok(m) = s.manufacturer_data() else {
                     continue;
                 };
-                match u16::from_le_bytes(*uuid) {
-                    UUID_EDDYSTONE => {
-                        if let Some((id, power)) = eddystone(payload) {
-                            obs.identity = obs.identity.or(Some(id));
-                            beacon_power = beacon_power.or(Some(power));
+                if m.company_id == FOOTFALL_COMPANY_ID {
+                    match *m.data {
+                        [TAG_SENSOR_KIND, lo, hi, ..] => {
+                            obs.motion_mg = Some(u16::from_le_bytes([lo, hi]));
                         }
+                        [FRAME_VERSION, ..] => obs.node_frame = true,
+                        _ => {}
                     }
-                    UUID_HEART_RATE => {
-                        obs.heart_rate = obs.heart_rate.or(heart_rate_measurement(payload));
-                    }
-                    _ => {}
+                }
+            }
+            types::SERVICE_DATA_UUID16 => {
+                let Ok(sd) = s.service_data() else {
+                    continue;
+                };
+                if sd.uuid == Uuid::Uuid16(UUID_HEART_RATE) && obs.heart_rate.is_none() {
+                    obs.heart_rate = heart_rate_measurement(sd.data);
                 }
             }
             _ => {}
         }
     }
-    obs.tx_power_dbm = beacon_power.or(tx_level);
+    obs.tx_power_dbm = beacon_power.or_else(|| adv.tx_power_dbm());
     obs
-}
-
-/// iBeacon: `02 15 | uuid[16] | major(BE) | minor(BE) | measured power`.
-fn ibeacon(payload: &[u8]) -> Option<(DeviceRef, i8)> {
-    let [0x02, 0x15, rest @ ..] = payload else {
-        return None;
-    };
-    let (uuid, rest) = rest.split_first_chunk::<16>()?;
-    let (major, rest) = rest.split_first_chunk::<2>()?;
-    let (minor, rest) = rest.split_first_chunk::<2>()?;
-    let &power = rest.first()?;
-    Some((
-        DeviceRef::IBeacon {
-            uuid: *uuid,
-            major: u16::from_be_bytes(*major),
-            minor: u16::from_be_bytes(*minor),
-        },
-        power as i8,
-    ))
-}
-
-/// AltBeacon: `BE AC | id[20] | reference RSSI | reserved` (after any company id).
-fn altbeacon(payload: &[u8]) -> Option<(DeviceRef, i8)> {
-    let [0xBE, 0xAC, rest @ ..] = payload else {
-        return None;
-    };
-    let (id, rest) = rest.split_first_chunk::<20>()?;
-    let &power = rest.first()?;
-    Some((DeviceRef::AltBeacon { id: *id }, power as i8))
-}
-
-/// Eddystone UID (`00 | tx@0m | ns[10] | inst[6] | ..`) or EID (`30 | tx@0m | eid[8]`).
-fn eddystone(payload: &[u8]) -> Option<(DeviceRef, i8)> {
-    let (&frame_type, rest) = payload.split_first()?;
-    let (&power, rest) = rest.split_first()?;
-    let id = match frame_type {
-        0x00 => {
-            let (namespace, rest) = rest.split_first_chunk::<10>()?;
-            let (instance, _) = rest.split_first_chunk::<6>()?;
-            DeviceRef::EddystoneUid {
-                namespace: *namespace,
-                instance: *instance,
-            }
-        }
-        0x30 => DeviceRef::TagEid {
-            eid: *rest.first_chunk::<8>()?,
-        },
-        _ => return None,
-    };
-    Some((id, power as i8))
 }
 
 #[cfg(test)]
@@ -261,7 +145,11 @@ mod tests {
                 instance: [0xA1, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6]
             })
         );
-        assert_eq!(obs.tx_power_dbm, Some(-18));
+        assert_eq!(
+            obs.tx_power_dbm,
+            Some(-18 - 41),
+            "0 m power converted to 1 m"
+        );
 
         let eid = [0x0D, 0x16, 0xAA, 0xFE, 0x30, 0xF0, 1, 2, 3, 4, 5, 6, 7, 8];
         assert_eq!(
@@ -319,13 +207,21 @@ mod tests {
     }
 
     #[test]
-    fn malformed_lengths_stop_the_iterator() {
-        assert_eq!(AdIter::new(&[0x05, 0x09, b'a']).count(), 0);
-        assert_eq!(AdIter::new(&[0x02, 0x01, 0x06, 0x00, 0x03]).count(), 1);
+    fn truncated_structures_are_skipped() {
         assert_eq!(
             observe(&[0x1A, 0xFF, 0x4C, 0x00, 0x02, 0x15, 1]),
             Observation::default()
         );
+        // An intact structure before the overrun still counts.
+        let obs = observe(&[0x02, 0x0A, 0xF4, 0x09, 0x16, 0x0D]);
+        assert_eq!(obs.tx_power_dbm, Some(-12));
+    }
+
+    #[test]
+    fn other_nodes_frames_are_flagged() {
+        let obs = observe(&[0x06, 0xFF, 0xFF, 0xFF, FRAME_VERSION, 0x00, 0x01]);
+        assert!(obs.node_frame);
+        assert_eq!(obs.identity, None);
     }
 
     proptest! {
@@ -333,7 +229,6 @@ mod tests {
         fn never_panics(data in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = observe(&data);
             let _ = heart_rate_measurement(&data);
-            prop_assert!(AdIter::new(&data).count() <= data.len() / 2 + 1);
         }
     }
 }

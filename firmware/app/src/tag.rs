@@ -180,6 +180,10 @@ mod tests {
             })
         );
         assert_eq!(obs.motion_mg, Some(1024));
-        assert_eq!(obs.tx_power_dbm, Some(-20));
+        assert_eq!(
+            obs.tx_power_dbm,
+            Some(-20 - 41),
+            "0 m power converted to 1 m"
+        );
     }
 }

@@ -73,18 +73,17 @@ use footfall_proto::ibeacon::IBeacon;
 use footfall_proto::Beacon;
 use futures::future::BoxFuture;
 use futures::{FutureExt as _, StreamExt as _};
-use rand::rngs::StdRng;
-use rand::SeedableRng as _;
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::sink::backoff::Backoff;
+
 use super::frames::{
-    evidence, report_events, wall_clock, FrameVerifier, RateLimit, Rejection, ReplayState,
-    StateError,
+    evidence, report_events, sync_periodically, wall_clock, FrameVerifier, RateLimit, Rejection,
+    ReplayState, StateError,
 };
-use super::uplink::Backoff;
 use super::{try_send_counted, Source, SourceEvent};
 
 /// Source name (logs and metric labels).
@@ -770,9 +769,9 @@ impl BleSource {
             r = Self::find_adapter(&self.cfg) => r?,
         };
         let mut backoff = Backoff::new(
-            Duration::from_millis(self.cfg.reconnect_min_ms),
+            Duration::from_millis(self.cfg.reconnect_min_ms.max(10)),
             Duration::from_millis(self.cfg.reconnect_max_ms),
-            StdRng::from_entropy(),
+            rand::random(),
         );
         loop {
             match self.scan(&adapter, &name, &tx, &shutdown).await {
@@ -833,6 +832,12 @@ impl BleSource {
         let check_every = (watchdog / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
         let mut check = tokio::time::interval(check_every);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stop_sync = shutdown.child_token();
+        let _stop_sync_on_exit = stop_sync.clone().drop_guard();
+        tokio::spawn(sync_periodically(
+            self.scanner.verifier.replay().clone(),
+            stop_sync,
+        ));
         let mut last_activity = Instant::now();
         let mut quiet_restarts = 0u32;
         let mut out = Vec::new();
@@ -846,9 +851,7 @@ impl BleSource {
                     // BlueZ keeps discovering for a client until it disconnects; say stop,
                     // but never hang shutdown on a stuck bus.
                     let _ = tokio::time::timeout(Duration::from_secs(2), adapter.stop_scan()).await;
-                    if let Ok(mut replay) = self.scanner.verifier.replay().lock() {
-                        replay.sync();
-                    }
+                    self.scanner.verifier.sync();
                     return Ok(());
                 }
                 ev = events.next() => {
@@ -1304,6 +1307,7 @@ mod tests {
         s.discovered(1, &info(ADDR, Some(-70)), t, &mut out);
         let md = HashMap::from([(0x004C, ibeacon_data(1))]);
         s.event(1, &AdvEvent::Manufacturer(md), t, &mut out);
+        s.flush(&mut out);
         out.clear();
         s.discovered(1, &info(ADDR, Some(-66)), t, &mut out);
         let v = sightings(&out);

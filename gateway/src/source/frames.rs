@@ -26,7 +26,8 @@
 //! (see [`ReplayState`]). The file is rewritten (temporary file + rename, so a reader sees the
 //! old or the new file, never a torn one) after every accepted frame, so a killed gateway
 //! (`kill -9`) restarts with the window closed. The data is flushed to the disk (`fsync` of the
-//! file and its directory) at most once per [`SYNC_INTERVAL`] and on drop: after a power cut
+//! file and its directory) at most once per [`SYNC_INTERVAL`] (the sources call
+//! [`ReplayState::sync_if_due`] on a timer) and on drop: after a power cut
 //! the counters may be up to that interval old, so frames from the last second before the cut
 //! could be replayed once. That trade keeps SD-card gateways from doing an `fsync` per frame.
 //!
@@ -400,12 +401,30 @@ impl ReplayState {
 
     /// Flushes the counter file to the disk if a change is not yet synced.
     pub fn sync(&mut self) {
+        self.sync_at(Instant::now());
+    }
+
+    /// Flushes a pending change if the last flush is [`SYNC_INTERVAL`] old: sources call this
+    /// on a timer so that a change is durable within the interval even when no frame follows.
+    pub fn sync_if_due(&mut self, now: Instant) {
+        let due = self
+            .last_sync
+            .is_none_or(|t| now.saturating_duration_since(t) >= SYNC_INTERVAL);
+        if due {
+            self.sync_at(now);
+        }
+    }
+
+    fn sync_at(&mut self, now: Instant) {
         if !self.unsynced {
             return;
         }
         if let Some(path) = &self.path {
             match write_state(path, &self.counters, true) {
-                Ok(()) => self.unsynced = false,
+                Ok(()) => {
+                    self.unsynced = false;
+                    self.last_sync = Some(now);
+                }
                 Err(e) => {
                     self.write_errors += 1;
                     tracing::warn!(path = %path.display(), error = %e, "could not sync frame counters");
@@ -419,6 +438,20 @@ impl Drop for ReplayState {
     fn drop(&mut self) {
         self.sync();
     }
+}
+
+/// Flushes `replay` every [`SYNC_INTERVAL`] if a change is due, until `stop` is cancelled
+/// (then once more). Spawned by the sources beside their event loops.
+pub async fn sync_periodically(replay: SharedReplay, stop: tokio_util::sync::CancellationToken) {
+    let mut tick = tokio::time::interval(SYNC_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = tick.tick() => lock(&replay).sync_if_due(Instant::now()),
+        }
+    }
+    lock(&replay).sync();
 }
 
 fn parse_state(text: &str) -> Result<HashMap<NodeId, u32>, (usize, &'static str)> {
@@ -560,6 +593,16 @@ impl FrameVerifier {
     /// The shared replay state.
     pub fn replay(&self) -> &SharedReplay {
         &self.replay
+    }
+
+    /// Flushes the shared counters if a change is due ([`ReplayState::sync_if_due`]).
+    pub fn sync_if_due(&self, now: Instant) {
+        lock(&self.replay).sync_if_due(now);
+    }
+
+    /// Flushes the shared counters now if a change is not yet on the disk (shutdown).
+    pub fn sync(&self) {
+        lock(&self.replay).sync();
     }
 
     fn known(&self, node: NodeId) -> Option<NodeId> {
@@ -1026,6 +1069,24 @@ mod tests {
         );
         assert!(v.verify(&frame(7, 43), now).is_ok());
         assert!(!dir.path().join("frame-counters.tmp").exists());
+    }
+
+    #[test]
+    fn syncs_are_paced() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut s = ReplayState::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let t = t0();
+        s.record(7, 1, t);
+        assert!(!s.unsynced, "the first change is synced at once");
+        s.record(7, 2, t + Duration::from_millis(10));
+        assert!(s.unsynced, "within the interval: written, not yet synced");
+        s.sync_if_due(t + Duration::from_millis(500));
+        assert!(s.unsynced);
+        s.sync_if_due(t + SYNC_INTERVAL);
+        assert!(!s.unsynced);
+        assert_eq!(s.write_errors(), 0);
+        let back = ReplayState::load(dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.last_accepted(7), Some(2));
     }
 
     #[test]

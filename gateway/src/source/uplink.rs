@@ -9,9 +9,9 @@
 //! the second fence, not the only one.
 //!
 //! Connection policy: rumqttc reconnects when its event loop is polled again after an error; we
-//! wait a jittered exponential backoff between attempts (`reconnect_min_ms` doubling up to
-//! `reconnect_max_ms`, each wait drawn from `[d/2, d]` so that a store's gateways do not
-//! reconnect in lockstep) and re-subscribe on every `ConnAck`, since a clean session forgets
+//! wait a jittered exponential backoff between attempts (the sink's [`Backoff`]:
+//! `reconnect_min_ms` doubling up to `reconnect_max_ms`, ±50 % jitter so that a store's
+//! gateways do not reconnect in lockstep) and re-subscribe on every `ConnAck`, since a clean session forgets
 //! subscriptions. A clean session also means a message the broker could not deliver while we
 //! were away is not redelivered after reconnection; a node keeps and resends its frames
 //! (firmware uplink queue), and a lost duplicate would be refused as `replayed` anyway.
@@ -24,15 +24,17 @@ use std::time::{Duration, Instant};
 use footfall_proto::frame::{peek_header, NodeId, NodeKey};
 use futures::future::BoxFuture;
 use futures::FutureExt as _;
-use rand::rngs::StdRng;
-use rand::{Rng as _, SeedableRng as _};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS, TlsConfiguration, Transport};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::BrokerEndpoint;
+use crate::sink::backoff::Backoff;
+
 use super::frames::{
-    report_events, wall_clock, FrameVerifier, RateLimit, Rejection, ReplayState, StateError,
+    report_events, sync_periodically, wall_clock, FrameVerifier, RateLimit, Rejection, ReplayState,
+    StateError,
 };
 use super::{try_send_counted, Source, SourceEvent};
 
@@ -88,44 +90,6 @@ impl UplinkConfig {
     }
 }
 
-/// Exponential backoff with jitter: waits `min`, `2·min`, … up to `max`, each drawn uniformly
-/// from `[d/2, d]`.
-#[derive(Debug)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-    rng: StdRng,
-}
-
-impl Backoff {
-    /// A backoff between `min` and `max` (swapped if given the wrong way round), jittered by
-    /// `rng`.
-    pub fn new(min: Duration, max: Duration, rng: StdRng) -> Self {
-        let min = min.max(Duration::from_millis(1));
-        let max = max.max(min);
-        Self {
-            min,
-            max,
-            next: min,
-            rng,
-        }
-    }
-
-    /// The next wait.
-    pub fn next_delay(&mut self) -> Duration {
-        let d = self.next;
-        self.next = (d * 2).min(self.max);
-        let half = d / 2;
-        half + self.rng.gen_range(Duration::ZERO..=d - half)
-    }
-
-    /// Back to the shortest wait (after a successful connection).
-    pub fn reset(&mut self) {
-        self.next = self.min;
-    }
-}
-
 /// The MQTT uplink source.
 #[derive(Debug)]
 pub struct UplinkSource {
@@ -136,29 +100,40 @@ pub struct UplinkSource {
 }
 
 impl UplinkSource {
-    /// A source for store `store_id` under `topic_prefix` (e.g. `footfall/v1`), connecting with
-    /// `mqtt` (host, port, TLS, credentials, keep-alive as the sink uses; the client id gets
-    /// an `-uplink` suffix unless `cfg.client_id` is set). Counters persist in
-    /// `{state_dir}/frame-counters`, shared with every other source of the same `state_dir`;
-    /// without a state directory they live in memory only.
+    /// A source for store `store_id` under `topic_prefix` (e.g. `footfall/v1`), connecting to
+    /// `broker` (host, port, TLS, credentials, keep-alive: what the sink uses) with its own
+    /// client id: `cfg.client_id`, else `footfall-{store}-uplink-{8 random hex digits}` (clean
+    /// session, so a random id costs nothing and two gateways never kick each other off).
+    /// Counters persist in `{state_dir}/frame-counters`, shared with every other source of the
+    /// same `state_dir`; without a state directory they live in memory only.
     ///
     /// # Errors
     ///
-    /// The counter file cannot be read or is corrupt (see [`StateError`]).
+    /// The counter file cannot be read or is corrupt ([`StateError`]), or the TLS files are
+    /// unusable.
     pub fn new(
         cfg: UplinkConfig,
-        mqtt: MqttOptions,
+        broker: &BrokerEndpoint,
         store_id: &str,
         topic_prefix: &str,
         keys: HashMap<NodeId, NodeKey>,
         state_dir: Option<&Path>,
-    ) -> Result<Self, StateError> {
-        let replay = match state_dir {
-            Some(dir) => ReplayState::open_shared(dir)?,
-            None => Arc::new(Mutex::new(ReplayState::in_memory())),
-        };
-        let verifier = FrameVerifier::new(keys, replay, cfg.rate_limit());
-        Ok(Self::with_verifier(
+    ) -> anyhow::Result<Self> {
+        let client_id = cfg
+            .client_id
+            .clone()
+            .unwrap_or_else(|| format!("footfall-{store_id}-uplink-{:08x}", rand::random::<u32>()));
+        let mut mqtt = MqttOptions::new(client_id, broker.host.clone(), broker.port);
+        mqtt.set_keep_alive(Duration::from_secs(broker.keepalive_s.max(5)));
+        if let Some((user, password)) = &broker.credentials {
+            mqtt.set_credentials(user.clone(), password.clone());
+        }
+        if let Some(files) = &broker.tls {
+            let tls = crate::sink::tls::client_config(files)?;
+            mqtt.set_transport(Transport::Tls(TlsConfiguration::Rustls(tls)));
+        }
+        let verifier = Self::verifier(&cfg, keys, state_dir)?;
+        Ok(Self::with_options(
             cfg,
             mqtt,
             store_id,
@@ -167,20 +142,37 @@ impl UplinkSource {
         ))
     }
 
-    /// As [`UplinkSource::new`] with a verifier built by the caller.
-    pub fn with_verifier(
+    /// The verifier [`UplinkSource::new`] builds: `keys`, the shared counters of `state_dir`,
+    /// and `cfg`'s rate limit.
+    ///
+    /// # Errors
+    ///
+    /// The counter file cannot be read or is corrupt.
+    pub fn verifier(
+        cfg: &UplinkConfig,
+        keys: HashMap<NodeId, NodeKey>,
+        state_dir: Option<&Path>,
+    ) -> Result<FrameVerifier, StateError> {
+        let replay = match state_dir {
+            Some(dir) => ReplayState::open_shared(dir)?,
+            None => Arc::new(Mutex::new(ReplayState::in_memory())),
+        };
+        Ok(FrameVerifier::new(keys, replay, cfg.rate_limit()))
+    }
+
+    /// A source connecting with ready-made rumqttc (MQTT 3.1.1) options; the client id is
+    /// replaced by `cfg.client_id` when set.
+    pub fn with_options(
         cfg: UplinkConfig,
         mut mqtt: MqttOptions,
         store_id: &str,
         topic_prefix: &str,
         verifier: FrameVerifier,
     ) -> Self {
-        let client_id = cfg
-            .client_id
-            .clone()
-            .unwrap_or_else(|| format!("{}-uplink", mqtt.client_id()));
-        mqtt.set_client_id(client_id)
-            .set_clean_session(true)
+        if let Some(id) = &cfg.client_id {
+            mqtt.set_client_id(id.clone());
+        }
+        mqtt.set_clean_session(true)
             .set_max_packet_size(cfg.max_packet_bytes.max(1024), 16 * 1024);
         let root = format!("{}/{}", topic_prefix.trim_end_matches('/'), store_id);
         Self {
@@ -263,11 +255,16 @@ impl UplinkSource {
         let (host, port) = self.mqtt.broker_address();
         let (client, mut eventloop) = AsyncClient::new(self.mqtt.clone(), 64);
         let mut backoff = Backoff::new(
-            Duration::from_millis(self.cfg.reconnect_min_ms),
+            Duration::from_millis(self.cfg.reconnect_min_ms.max(10)),
             Duration::from_millis(self.cfg.reconnect_max_ms),
-            StdRng::from_entropy(),
+            rand::random(),
         );
         let mut connected = false;
+        // Counter flushes run beside the event loop, never racing `poll()` in a select: a
+        // timer branch there would cancel a slow (TLS) connection attempt every tick.
+        let stop_sync = shutdown.child_token();
+        let _stop_sync_on_exit = stop_sync.clone().drop_guard();
+        tokio::spawn(sync_periodically(self.verifier.replay().clone(), stop_sync));
         loop {
             let polled = tokio::select! {
                 () = shutdown.cancelled() => break,
@@ -317,9 +314,7 @@ impl UplinkSource {
         }
         // Best effort: tell the broker we leave; the event loop is dropped right after.
         let _ = client.try_disconnect();
-        if let Ok(mut replay) = self.verifier.replay().lock() {
-            replay.sync();
-        }
+        self.verifier.sync();
         Ok(())
     }
 }
@@ -346,15 +341,47 @@ mod tests {
     };
 
     fn source(keys: HashMap<NodeId, NodeKey>) -> UplinkSource {
-        UplinkSource::new(
-            UplinkConfig::default(),
+        let cfg = UplinkConfig::default();
+        let v = UplinkSource::verifier(&cfg, keys, None).unwrap_or_else(|e| panic!("{e}"));
+        UplinkSource::with_options(
+            cfg,
             MqttOptions::new("gw", "127.0.0.1", 1883),
             "store-1",
             "footfall/v1/",
-            keys,
+            v,
+        )
+    }
+
+    #[test]
+    fn builds_from_the_broker_endpoint() {
+        let ep = BrokerEndpoint {
+            host: "broker.local".into(),
+            port: 8883,
+            tls: None,
+            credentials: Some(("gw".into(), "secret".into())),
+            keepalive_s: 20,
+        };
+        let s = UplinkSource::new(
+            UplinkConfig::default(),
+            &ep,
+            "s9",
+            "footfall/v1",
+            HashMap::new(),
             None,
         )
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.mqtt.broker_address(), ("broker.local".to_owned(), 8883));
+        assert!(s.mqtt.client_id().starts_with("footfall-s9-uplink-"));
+        assert_eq!(s.mqtt.keep_alive(), Duration::from_secs(20));
+        assert!(s.mqtt.credentials().is_some());
+        assert!(s.mqtt.clean_session());
+        let named = UplinkConfig {
+            client_id: Some("uplink-a".into()),
+            ..UplinkConfig::default()
+        };
+        let s = UplinkSource::new(named, &ep, "s9", "footfall/v1", HashMap::new(), None)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.mqtt.client_id(), "uplink-a");
     }
 
     fn frame(node: NodeId, counter: u32, key: &NodeKey) -> Vec<u8> {
@@ -451,21 +478,5 @@ mod tests {
                 ..
             }]
         ));
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_and_resets() {
-        let mut b = Backoff::new(
-            Duration::from_millis(100),
-            Duration::from_millis(1000),
-            StdRng::seed_from_u64(7),
-        );
-        let caps = [100, 200, 400, 800, 1000, 1000];
-        for cap in caps {
-            let d = b.next_delay().as_millis();
-            assert!(d >= cap / 2 && d <= cap, "{d} not in [{}, {cap}]", cap / 2);
-        }
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(100));
     }
 }

@@ -9,6 +9,7 @@ DBUS_SYSTEM_BUS_ADDRESS (the test's private dbus-daemon). Commands, one per line
     add-device ADAPTER ADDRESS ALIAS public|random RSSI
     adv ADAPTER ADDRESS [rssi=N] [mfg=CID:HEX]... [svc=UUID16:HEX]...
     calls ADAPTER METHOD            prints how many times METHOD was called on the adapter
+    has-bluez                       prints 1 if org.bluez is on the bus, else 0
 
 `adv` emits one org.freedesktop.DBus.Properties.PropertiesChanged on the device, as BlueZ
 does for one received advertisement. (dbusmock's Mock.UpdateProperties cannot carry the
@@ -116,6 +117,8 @@ def run(conn, words):
         adv(conn, args[0], args[1], args[2:])
     elif cmd == 'calls':
         calls(conn, *args)
+    elif cmd == 'has-bluez':
+        print(1 if conn.name_has_owner(BUS_NAME) else 0)
     else:
         raise SystemExit(f'unknown command {cmd!r}')
     print('ok', flush=True)

@@ -15,6 +15,7 @@
 #![no_main]
 
 mod counter_flash;
+mod heart_rate;
 
 use core::cell::RefCell;
 
@@ -41,6 +42,7 @@ use trouble_host::prelude::*;
 use {defmt_rtt as _, panic_probe as _};
 
 use crate::counter_flash::FlashCounterStore;
+use crate::heart_rate::{HrLink, Target};
 
 /// Identity baked in by build.rs from FOOTFALL_NODE_ID / FOOTFALL_NODE_KEY.
 mod provision {
@@ -81,12 +83,13 @@ fn now_ms() -> u64 {
 
 /// Feeds scan reports into the anchor. Runs inside the host runner (same task as the
 /// advertiser, so the `RefCell` is never borrowed across an `.await`).
-struct ScanFeed<'a> {
+struct ScanFeed<'a, 's> {
     anchor: &'a RefCell<DefaultAnchor>,
+    hr: &'a HrLink<'s>,
 }
 
-impl ScanFeed<'_> {
-    fn feed(&self, addr: &[u8], addr_kind: u8, rssi: i8, data: &[u8]) {
+impl ScanFeed<'_, '_> {
+    fn feed(&self, addr: &[u8], addr_kind: u8, rssi: i8, data: &[u8]) -> [u8; 6] {
         // HCI carries the address least significant byte first.
         let mut msb_first = [0u8; 6];
         for (dst, src) in msb_first.iter_mut().zip(addr.iter().rev()) {
@@ -101,10 +104,11 @@ impl ScanFeed<'_> {
         if let Ok(mut anchor) = self.anchor.try_borrow_mut() {
             anchor.on_report(&report);
         }
+        msb_first
     }
 }
 
-impl EventHandler for ScanFeed<'_> {
+impl EventHandler for ScanFeed<'_, '_> {
     fn on_adv_reports(&self, mut reports: LeAdvReportsIter<'_>) {
         while let Some(Ok(r)) = reports.next() {
             self.feed(r.addr.raw(), r.addr_kind.as_raw(), r.rssi, r.data);
@@ -113,7 +117,17 @@ impl EventHandler for ScanFeed<'_> {
 
     fn on_ext_adv_reports(&self, mut reports: LeExtAdvReportsIter<'_>) {
         while let Some(Ok(r)) = reports.next() {
-            self.feed(r.addr.raw(), r.addr_kind.as_raw(), r.rssi, r.data);
+            let addr_msb = self.feed(r.addr.raw(), r.addr_kind.as_raw(), r.rssi, r.data);
+            let target = Target {
+                address: Address {
+                    kind: r.addr_kind,
+                    addr: r.addr,
+                },
+                addr_msb,
+                addr_kind: r.addr_kind.as_raw(),
+                rssi: r.rssi,
+            };
+            self.hr.consider(r.event_kind.connectable(), target, r.data);
         }
     }
 }
