@@ -853,7 +853,11 @@ impl EngineConfig {
             );
         }
         if !l.node_height_m.is_finite() || !(0.0..=20.0).contains(&l.node_height_m) {
-            p.add("engine.locate.node_height_m", "node_height_m must be 0..=20", None);
+            p.add(
+                "engine.locate.node_height_m",
+                "node_height_m must be 0..=20",
+                None,
+            );
         }
         if !finite_pos(l.single_node_max_m) {
             p.add(

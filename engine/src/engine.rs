@@ -8,7 +8,7 @@ use crate::event::{
     Reason, ReasonRule, TriggerReason, ZoneIdx, REASON_NODES,
 };
 use crate::filter::{FilterParams, FilterState};
-use crate::geometry::{distance_m, locate, Estimate, Range, Shape};
+use crate::geometry::{distance_m, locate_db, Estimate, Reading, Shape};
 use crate::identity::Identity;
 use crate::input::{DeviceEvidence, DeviceKind, Input, Sighting, WearableSample};
 use crate::table::{age, flag, wrap, Device, Link, Table, MAX_LINKS, NONE16, OUTSIDE};
@@ -120,6 +120,15 @@ pub struct Location {
     pub zone: Option<ZoneIdx>,
     /// Confidence of that zone.
     pub confidence: f32,
+}
+
+/// A confirmed zone entry.
+struct Entry {
+    zone: u16,
+    first: u64,
+    conf: f32,
+    method: LocateMethod,
+    rule: ReasonRule,
 }
 
 /// Result of one zone evaluation.
@@ -824,13 +833,14 @@ impl Engine {
 
     fn locate_device(&mut self, now: u64, slot: u32) -> (Option<Estimate>, Eval) {
         let max_age = self.link_max_age_ms;
-        let h2 = self.config.locate.node_height_m * self.config.locate.node_height_m;
         let Some(d) = self.table.get_mut(slot) else {
             return (None, Eval::Unknown);
         };
-        let mut ranges = [Range {
+        let mut readings = [Reading {
             at: Point::default(),
-            d: 0.0,
+            rssi: 0.0,
+            rssi_at_1m: 0.0,
+            exponent: 2.0,
         }; MAX_LINKS];
         let mut n = 0usize;
         for l in d.links.iter_mut() {
@@ -848,32 +858,40 @@ impl Engine {
             if !node.online {
                 continue;
             }
-            if let Some(r) = ranges.get_mut(n) {
-                let slant = distance_m(v, node.rssi_at_1m, node.exponent);
-                *r = Range {
+            if let Some(r) = readings.get_mut(n) {
+                *r = Reading {
                     at: node.pos,
-                    d: (slant * slant - h2).max(0.0).sqrt().max(0.1),
+                    rssi: v,
+                    rssi_at_1m: node.rssi_at_1m,
+                    exponent: node.exponent,
                 };
                 n += 1;
             }
         }
-        let Some(ranges) = ranges.get_mut(..n) else {
+        let Some(readings) = readings.get_mut(..n) else {
             return (None, Eval::Unknown);
         };
-        if ranges.is_empty() {
+        if readings.is_empty() {
             return (None, Eval::Unknown);
         }
-        ranges.sort_unstable_by(|a, b| a.d.total_cmp(&b.d));
-        let Some(mut est) = locate(ranges) else {
+        // Strongest relative to its own calibration first (= nearest).
+        readings
+            .sort_unstable_by(|a, b| (b.rssi - b.rssi_at_1m).total_cmp(&(a.rssi - a.rssi_at_1m)));
+        let h = self.config.locate.node_height_m;
+        let Some(mut est) = locate_db(readings, h) else {
             return (None, Eval::Unknown);
         };
+        let nearest = readings.first().map_or(f32::INFINITY, |r| {
+            let s = distance_m(r.rssi, r.rssi_at_1m, r.exponent);
+            (s * s - h * h).max(0.0).sqrt()
+        });
+        let near_nodes: heapless::Vec<Point, MAX_LINKS> = readings.iter().map(|r| r.at).collect();
         // Devices are on the floor: clamp when the floor's extent is known.
         let (w, h) = (self.layout.width_m, self.layout.depth_m);
         if w > 0.0 && h > 0.0 {
             est.pos.x = est.pos.x.clamp(0.0, w);
             est.pos.y = est.pos.y.clamp(0.0, h);
         }
-        let nearest = ranges.first().map_or(f32::INFINITY, |r| r.d);
         let loc = &self.config.locate;
         if est.method == LocateMethod::NearestNode && nearest > loc.single_node_max_m {
             return (Some(est), Eval::Unknown);
@@ -887,9 +905,9 @@ impl Engine {
         // missing witness: the device may well be next to it. Halve the confidence.
         let mut witness = 1.0;
         if self.nodes_offline > 0 {
-            let near = ranges
+            let near = near_nodes
                 .iter()
-                .map(|r| dist2(r.at, est.pos))
+                .map(|a| dist2(*a, est.pos))
                 .fold(f32::INFINITY, f32::min);
             if self
                 .nodes
@@ -1001,20 +1019,25 @@ impl Engine {
                 m
             };
             let rule = ReasonRule::Confirmed { n: n as u8, m };
-            self.open_session(now, slot, target, first, conf, method, rule);
+            let entry = Entry {
+                zone: target,
+                first,
+                conf,
+                method,
+                rule,
+            };
+            self.open_session(now, slot, entry);
         }
     }
 
-    fn open_session(
-        &mut self,
-        now: u64,
-        slot: u32,
-        zone: u16,
-        first: u64,
-        conf: f32,
-        method: LocateMethod,
-        rule: ReasonRule,
-    ) {
+    fn open_session(&mut self, now: u64, slot: u32, entry: Entry) {
+        let Entry {
+            zone,
+            first,
+            conf,
+            method,
+            rule,
+        } = entry;
         let Some(d) = self.table.get_mut(slot) else {
             return;
         };

@@ -314,3 +314,107 @@ mod tests {
         assert_eq!(two.map(|e| e.pos), Some(pt(1.0, 0.0)));
     }
 }
+
+const GN_ITERATIONS: usize = 8;
+
+/// One RSSI observation of a node at a known position, for [`locate_db`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Reading {
+    /// The node's position.
+    pub at: Point,
+    /// Filtered RSSI, dBm.
+    pub rssi: f32,
+    /// The node's RSSI at 1 m, dBm.
+    pub rssi_at_1m: f32,
+    /// The node's path-loss exponent.
+    pub exponent: f32,
+}
+
+/// Maximum-likelihood position in the RSSI (dB) domain: minimises
+/// `Σ (rssiᵢ − (P1mᵢ − 10 nᵢ log10 √(‖p − aᵢ‖² + h²)))²` by damped Gauss–Newton from the
+/// weighted centroid of the readings. Shadowing is roughly Gaussian in dB, so the residuals are
+/// unbiased here, unlike distance residuals (a log-normal distance error overestimates far
+/// ranges); `h` is the node height above the device. Readings must be sorted strongest first.
+pub fn locate_db(readings: &[Reading], h: f32) -> Option<Estimate> {
+    let first = *readings.first()?;
+    let h2 = h * h;
+    let range = |r: &Reading| {
+        let slant = distance_m(r.rssi, r.rssi_at_1m, r.exponent);
+        (slant * slant - h2).max(0.0).sqrt().max(0.1)
+    };
+    if readings.len() < 3 {
+        let ranges: heapless::Vec<Range, 2> = readings
+            .iter()
+            .map(|r| Range {
+                at: r.at,
+                d: range(r),
+            })
+            .collect();
+        return locate(&ranges);
+    }
+    // Start: centroid weighted by 1/d².
+    let (mut p, mut wsum) = (Point::default(), 0.0);
+    for r in readings {
+        let d = range(r);
+        let w = 1.0 / (d * d).max(0.01);
+        p.x += w * r.at.x;
+        p.y += w * r.at.y;
+        wsum += w;
+    }
+    p.x /= wsum;
+    p.y /= wsum;
+    let model = |r: &Reading, p: Point| {
+        let d2 = (p.x - r.at.x).powi(2) + (p.y - r.at.y).powi(2) + h2;
+        r.rssi_at_1m - 5.0 * r.exponent * d2.max(0.01).log10()
+    };
+    // Gauss–Newton with a small Levenberg damping and steps clamped to 3 m: four iterations
+    // from the centroid converge for the geometries a store has (nodes every 5–20 m).
+    let mut c = 0.0;
+    for _ in 0..GN_ITERATIONS {
+        let (mut a11, mut a12, mut a22, mut b1, mut b2) = (0f32, 0f32, 0f32, 0f32, 0f32);
+        c = 0.0;
+        for r in readings {
+            let (dx, dy) = (p.x - r.at.x, p.y - r.at.y);
+            let d2 = (dx * dx + dy * dy + h2).max(0.01);
+            // ∂model/∂p = −10 n / ln 10 · (p − a) / d².
+            let k = -10.0 * r.exponent / core::f32::consts::LN_10 / d2;
+            let (jx, jy) = (k * dx, k * dy);
+            let res = r.rssi - model(r, p);
+            c += res * res;
+            a11 += jx * jx;
+            a12 += jx * jy;
+            a22 += jy * jy;
+            b1 += jx * res;
+            b2 += jy * res;
+        }
+        let (d11, d22) = (a11 * 1.05 + 1e-4, a22 * 1.05 + 1e-4);
+        let det = d11 * d22 - a12 * a12;
+        if det.abs() < 1e-12 {
+            break;
+        }
+        let mut sx = (d22 * b1 - a12 * b2) / det;
+        let mut sy = (d11 * b2 - a12 * b1) / det;
+        let len = (sx * sx + sy * sy).sqrt();
+        if len > 3.0 {
+            sx *= 3.0 / len;
+            sy *= 3.0 / len;
+        }
+        p.x += sx;
+        p.y += sy;
+        if len < 0.05 {
+            break;
+        }
+    }
+    if !(p.x.is_finite() && p.y.is_finite()) {
+        return None;
+    }
+    // Residual in dB → metres: 1 dB at distance d is about d·ln10/(10 n) metres.
+    let rms_db = (c / readings.len() as f32).sqrt();
+    let d_near = range(&first).max(1.0);
+    let u = rms_db * d_near * core::f32::consts::LN_10 / (10.0 * first.exponent.max(0.5));
+    Some(Estimate {
+        pos: p,
+        uncertainty_m: u.max(0.75),
+        method: LocateMethod::Multilateration,
+    })
+}

@@ -6,7 +6,7 @@
 
 use footfall_engine::config::{FilterConfig, FilterKind, Point};
 use footfall_engine::filter::{FilterParams, FilterState};
-use footfall_engine::geometry::{distance_m, fit_path_loss, locate, Range};
+use footfall_engine::geometry::{distance_m, fit_path_loss, locate, locate_db, Range, Reading};
 use std::fs;
 use std::path::PathBuf;
 
@@ -88,7 +88,10 @@ enum Method {
 }
 
 struct LocResult {
+    /// Errors of the engine's estimator (dB-domain maximum likelihood).
     errors: Vec<f32>,
+    /// Errors of distance-domain weighted least squares.
+    wls_errors: Vec<f32>,
     nearest_errors: Vec<f32>,
     /// Std-dev of the filtered RSSI of each link (dB), averaged.
     rssi_std: f32,
@@ -106,6 +109,7 @@ fn localize(env: u8, method: Method, p1m: f32, n: f32) -> LocResult {
         ..FilterConfig::default()
     });
     let mut errors = Vec::new();
+    let mut wls_errors = Vec::new();
     let mut nearest_errors = Vec::new();
     let mut stds = Vec::new();
     for d in [1u8, 3, 5] {
@@ -158,6 +162,20 @@ fn localize(env: u8, method: Method, p1m: f32, n: f32) -> LocResult {
                         .collect();
                     ranges.sort_by(|x, y| x.d.total_cmp(&y.d));
                     if let Some(e) = locate(&ranges) {
+                        wls_errors.push(((e.pos.x - t.x).powi(2) + (e.pos.y - t.y).powi(2)).sqrt());
+                    }
+                    let mut readings: Vec<Reading> = (0..3)
+                        .filter_map(|k| {
+                            value(k).map(|r| Reading {
+                                at: a[k],
+                                rssi: r,
+                                rssi_at_1m: p1m,
+                                exponent: n,
+                            })
+                        })
+                        .collect();
+                    readings.sort_by(|x, y| y.rssi.total_cmp(&x.rssi));
+                    if let Some(e) = locate_db(&readings, 0.0) {
                         errors.push(((e.pos.x - t.x).powi(2) + (e.pos.y - t.y).powi(2)).sqrt());
                     }
                     let near = ranges[0].at;
@@ -177,6 +195,7 @@ fn localize(env: u8, method: Method, p1m: f32, n: f32) -> LocResult {
     let rssi_std = stds.iter().sum::<f32>() / stds.len().max(1) as f32;
     LocResult {
         errors,
+        wls_errors,
         nearest_errors,
         rssi_std,
     }
@@ -216,7 +235,7 @@ fn path_loss_fits_are_physical() {
 
 #[test]
 fn localization_error_and_filter_comparison() {
-    println!("\n| method | env | estimates | median error m | p90 error m | RSSI σ after filter dB |\n|---|---|---|---|---|---|");
+    println!("\n| filter | env | estimates | median error m (dB-ML) | p90 error m (dB-ML) | median / p90 m (distance WLS) | RSSI σ after filter dB |\n|---|---|---|---|---|---|---|");
     let mut table = Vec::new();
     for env in [1u8, 2] {
         let other = if env == 1 { 2 } else { 1 };
@@ -231,8 +250,10 @@ fn localization_error_and_filter_comparison() {
             let med = pct(&mut r.errors, 0.5);
             let p90 = pct(&mut r.errors, 0.9);
             println!(
-                "| {name} | {env} | {} | {med:.2} | {p90:.2} | {:.2} |",
+                "| {name} | {env} | {} | {med:.2} | {p90:.2} | {:.2} / {:.2} | {:.2} |",
                 r.errors.len(),
+                pct(&mut r.wls_errors, 0.5),
+                pct(&mut r.wls_errors, 0.9),
                 r.rssi_std
             );
             table.push((
@@ -251,7 +272,7 @@ fn localization_error_and_filter_comparison() {
         else {
             panic!("missing rows")
         };
-        println!("| nearest node only | {env} | | {:.2} | | |", kal.5);
+        println!("| nearest node only | {env} | | {:.2} | | | |", kal.5);
         // The default filter must beat raw readings at the p90 and steady the RSSI.
         assert!(
             kal.3 <= raw.3,

@@ -19,7 +19,7 @@ import shutil
 import subprocess
 import sys
 
-APP = {"footfall_firmware", "footfall_proto", "footfall_nrf52840_dk", "footfall_esp32c3",
+APP = {"footfall_firmware", "footfall_proto", "footfall_nrf52840_dk", "footfall_esp32c3", "footfall_firmware_qemu",
        "aes", "cmac", "postcard", "heapless", "hash32", "serde", "cipher", "digest", "dbl",
        "subtle", "crypto_common", "generic_array", "cobs"}
 BLE_HOST = {"trouble_host", "bt_hci", "nrf_sdc", "nrf_mpsl", "esp_radio", "bt_hci_transport"}

@@ -171,10 +171,10 @@ pub struct SourcesConfig {
     pub simulator: Option<SimulatorSourceConfig>,
     /// A recording, replayed.
     pub replay: Option<ReplaySourceConfig>,
-    /// The local BLE adapter (`source::ble::BleConfig`).
-    pub ble: Option<toml::Value>,
-    /// Wi-Fi nodes over MQTT (`source::uplink::UplinkConfig`).
-    pub uplink: Option<toml::Value>,
+    /// The local BLE adapter.
+    pub ble: Option<crate::source::ble::BleConfig>,
+    /// Wi-Fi nodes over MQTT.
+    pub uplink: Option<crate::source::uplink::UplinkConfig>,
 }
 
 /// `[sources.simulator]`.

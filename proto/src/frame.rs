@@ -108,6 +108,8 @@ pub struct NodeHealth {
 }
 
 /// Bluetooth device address type, as far as the node could tell.
+///
+/// Wire format: encoded as the variant index, so variants are only ever appended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum AddressType {
@@ -124,6 +126,9 @@ pub enum AddressType {
 }
 
 /// What a sighting is about: the best identity the node could extract.
+///
+/// Wire format: encoded as the variant index then the fields, so variants are only ever
+/// appended (a new variant needs a gateway that knows it, or a new [`FRAME_VERSION`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum DeviceRef {

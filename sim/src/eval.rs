@@ -893,6 +893,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn short_detours_merge_into_one_visit() {
+        let (a, b) = (ZoneIdx(0), ZoneIdx(1));
+        let mut v = vec![
+            Visit::new(a, 0, Some(10_000), true),
+            Visit::new(b, 10_000, Some(13_000), false),
+            Visit::new(a, 13_000, Some(30_000), false),
+            Visit::new(b, 30_000, Some(50_000), false),
+            Visit::new(a, 50_000, None, false),
+        ];
+        merge_detours(&mut v, 5_000);
+        let spans: Vec<(u16, u64, Option<u64>)> =
+            v.iter().map(|v| (v.zone.0, v.start, v.end)).collect();
+        assert_eq!(
+            spans,
+            vec![
+                (0, 0, Some(30_000)),
+                (1, 10_000, Some(13_000)),
+                (1, 30_000, Some(50_000)),
+                (0, 50_000, None)
+            ]
+        );
+    }
+
+    #[test]
     fn nearest_rank_percentiles() {
         let l = Latency::of((1..=100).collect());
         assert_eq!((l.p50_ms, l.p95_ms, l.n), (Some(50), Some(95), 100));

@@ -115,6 +115,8 @@ struct Stop {
     target: Point,
     dwell_ms: u64,
     checkout: bool,
+    /// A point on the way (a doorway between zones), not a stop.
+    waypoint: bool,
 }
 
 #[derive(Debug)]
@@ -405,6 +407,7 @@ impl Simulator {
             target: door,
             dwell_ms: self.people_rng.gen_range(500..2500),
             checkout: false,
+            waypoint: false,
         });
         let mut middle = Vec::new();
         let (a0, a1) = self.cfg.aisle_stops_per_visit;
@@ -417,6 +420,7 @@ impl Simulator {
                     target,
                     dwell_ms,
                     checkout: false,
+                    waypoint: false,
                 });
             }
         }
@@ -430,6 +434,7 @@ impl Simulator {
                     target,
                     dwell_ms,
                     checkout: false,
+                    waypoint: false,
                 });
             }
         }
@@ -450,18 +455,20 @@ impl Simulator {
                 target,
                 dwell_ms: 0,
                 checkout: true,
+                waypoint: false,
             });
         }
         route.push_back(Stop {
             target: door,
             dwell_ms: 0,
             checkout: false,
+            waypoint: false,
         });
-        route
+        self.with_waypoints(door, route)
     }
 
     /// A staff member's next few stops: anywhere, long stays.
-    fn staff_route(&mut self) -> VecDeque<Stop> {
+    fn staff_route(&mut self, from: Point) -> VecDeque<Stop> {
         let mut route = VecDeque::new();
         let n = self.layout.zones.len();
         for _ in 0..4 {
@@ -479,9 +486,30 @@ impl Simulator {
                 target,
                 dwell_ms,
                 checkout: false,
+                waypoint: false,
             });
         }
-        route
+        self.with_waypoints(from, route)
+    }
+
+    /// Insert the doorways between zones along each leg, so people walk through neighbouring
+    /// zones (preferring aisles) instead of through walls and shelving.
+    fn with_waypoints(&self, from: Point, stops: VecDeque<Stop>) -> VecDeque<Stop> {
+        let mut out = VecDeque::with_capacity(stops.len() * 2);
+        let mut at = from;
+        for stop in stops {
+            for target in self.plan.route(at, stop.target) {
+                out.push_back(Stop {
+                    target,
+                    dwell_ms: 0,
+                    checkout: false,
+                    waypoint: true,
+                });
+            }
+            at = stop.target;
+            out.push_back(stop);
+        }
+        out
     }
 
     fn new_device(&mut self, kind: DevKind, person: u32) -> Device {
@@ -597,7 +625,7 @@ impl Simulator {
             self.door()
         };
         let plan = if staff {
-            self.staff_route()
+            self.staff_route(pos)
         } else {
             self.shopper_route(pos)
         };
@@ -1130,24 +1158,32 @@ impl Simulator {
             };
             let d = dist(p.pos, stop.target);
             let step = p.speed * dt;
-            if d > step {
+            let arrived = d <= step;
+            if arrived {
+                p.pos = stop.target;
+            } else {
                 let (ux, uy) = ((stop.target.x - p.pos.x) / d, (stop.target.y - p.pos.y) / d);
                 p.pos = Point {
                     x: p.pos.x + ux * step,
                     y: p.pos.y + uy * step,
                 };
                 p.heading = (ux, uy);
-                let zone = self.plan.zone_at(p.pos);
-                if zone != p.zone {
-                    p.zone = zone;
-                    // Whole seconds get their per-second line anyway.
-                    if self.now >= self.rec_start && t1 % 1000 != 0 {
-                        changes.push((p.id, p.pos, zone, p.staff));
-                    }
+            }
+            let zone = self.plan.zone_at(p.pos);
+            if zone != p.zone {
+                p.zone = zone;
+                // Whole seconds get their per-second line anyway.
+                if self.now >= self.rec_start && t1 % 1000 != 0 {
+                    changes.push((p.id, p.pos, zone, p.staff));
                 }
+            }
+            if !arrived {
                 continue;
             }
-            p.pos = stop.target;
+            if stop.waypoint {
+                p.plan.pop_front();
+                continue;
+            }
             let dwell = if stop.checkout {
                 // FIFO queue over the tills (M/M/c): wait for the first free till, then be served.
                 let mean = f64::from(self.cfg.checkout_service_s.max(1.0)) * 1000.0;
@@ -1174,7 +1210,8 @@ impl Simulator {
             };
             if p.staff && p.plan.len() == 1 {
                 // Staff never leave: plan more before the last stop ends.
-                let more = self.staff_route();
+                let from = p.plan.back().map_or(p.pos, |s| s.target);
+                let more = self.staff_route(from);
                 p.plan.extend(more);
             }
         }

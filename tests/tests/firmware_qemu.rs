@@ -18,6 +18,10 @@ use footfall_proto::frame::{verify_frame, DeviceRef, NodeReport, SightingRecord,
 
 const TARGET: &str = "thumbv7em-none-eabihf";
 
+/// One window's content as the gateway sees it: sightings in order, and each wearable sample
+/// with the device it belongs to (its in-frame index zeroed).
+type Window = (Vec<SightingRecord>, Vec<(DeviceRef, WearableRecord)>);
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -71,7 +75,7 @@ fn run_firmware() -> String {
 
 /// What the gateway should decode, window by window: the firmware's own table over the
 /// recording, keyed by the window's end (the frames' `node_time_ms`).
-fn expected() -> BTreeMap<u32, (Vec<SightingRecord>, Vec<(DeviceRef, WearableRecord)>)> {
+fn expected() -> BTreeMap<u32, Window> {
     let mut windows: BTreeMap<u32, SightingTable<128>> = BTreeMap::new();
     for (t, report) in Recording::builtin() {
         let end = (t / WINDOW_MS + 1) * WINDOW_MS;
@@ -114,8 +118,7 @@ fn qemu_frames_verify_and_carry_the_recorded_sightings() {
     }
     assert!(reports.len() >= 3, "only {} frames", reports.len());
 
-    let mut actual: BTreeMap<u32, (Vec<SightingRecord>, Vec<(DeviceRef, WearableRecord)>)> =
-        BTreeMap::new();
+    let mut actual: BTreeMap<u32, Window> = BTreeMap::new();
     for r in &reports {
         assert_eq!(r.health.dropped_sightings, 0);
         assert_eq!(r.health.dropped_frames, 0);

@@ -273,7 +273,7 @@ mod tests {
                 distinct.insert(*addr);
                 prop_assert!(t.len() <= t.capacity());
             }
-            prop_assert_eq!(t.len() + t.dropped() as usize >= distinct.len(), true);
+            prop_assert!(t.len() + t.dropped() as usize >= distinct.len());
             let total: u32 = t.records().map(|r| u32::from(r.sighting.rssi.count)).sum();
             prop_assert_eq!(total + t.dropped(), reports.len() as u32);
         }

@@ -49,7 +49,7 @@ pub enum Command {
     /// Replay a simulated recording and score the engine against its ground truth.
     Eval(sim::EvalArgs),
     /// Decode advertisement or report-frame bytes (hex) and explain them.
-    Decode(DecodePassArgs),
+    Decode(crate::decode::DecodeArgs),
     /// Load tool: sighting → engine → outbox → broker → subscriber latency (p50/p99/p99.9).
     Bench(crate::bench::BenchArgs),
 }
@@ -71,14 +71,6 @@ pub struct CheckConfigArgs {
     /// The config file (TOML).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
-}
-
-/// `footfall decode` arguments, handed to the decoder as they are.
-#[derive(Debug, Args)]
-pub struct DecodePassArgs {
-    /// Arguments for the decoder.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub rest: Vec<String>,
 }
 
 /// Entry point used by `main.rs`.
@@ -124,9 +116,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn decode(a: DecodePassArgs) -> anyhow::Result<ExitCode> {
-    let _ = a;
-    anyhow::bail!("decode: this build has no decoder yet")
+fn decode(a: crate::decode::DecodeArgs) -> anyhow::Result<ExitCode> {
+    let code = crate::decode::run(&a, &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 
 fn run(a: RunArgs) -> anyhow::Result<ExitCode> {

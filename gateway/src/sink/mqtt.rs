@@ -392,3 +392,26 @@ fn publish(client: &AsyncClient, msg: &OutMessage, expiry_s: Option<u32>, proper
     };
     client.try_publish_with_properties(msg.topic.clone(), qos, msg.retain, payload, props).is_ok()
 }
+
+/// MQTT 3.1.1 options for another client of the same broker (the uplink source): same host,
+/// credentials and TLS; for the embedded broker its 3.1.1 listener.
+pub fn v4_options(loaded: &crate::config::Loaded, client_id: &str) -> anyhow::Result<rumqttc::MqttOptions> {
+    let ep = &loaded.endpoint;
+    let (host, port) = match loaded.broker {
+        crate::config::BrokerTarget::Embedded(a) => {
+            let ip = if a.ip().is_unspecified() { "127.0.0.1".to_owned() } else { a.ip().to_string() };
+            (ip, a.port())
+        }
+        crate::config::BrokerTarget::External { .. } => (ep.host.clone(), ep.port),
+    };
+    let mut o = rumqttc::MqttOptions::new(client_id, host, port);
+    o.set_keep_alive(Duration::from_secs(ep.keepalive_s.max(5)));
+    if let Some((u, p)) = &ep.credentials {
+        o.set_credentials(u.clone(), p.clone());
+    }
+    if let Some(files) = &ep.tls {
+        let cfg = super::tls::client_config(files)?;
+        o.set_transport(rumqttc::Transport::Tls(TlsConfiguration::Rustls(cfg)));
+    }
+    Ok(o)
+}

@@ -10,6 +10,7 @@ DBUS_SYSTEM_BUS_ADDRESS (the test's private dbus-daemon). Commands, one per line
     adv ADAPTER ADDRESS [rssi=N] [mfg=CID:HEX]... [svc=UUID16:HEX]...
     calls ADAPTER METHOD            prints how many times METHOD was called on the adapter
     has-bluez                       prints 1 if org.bluez is on the bus, else 0
+    filter ADAPTER KEY              prints KEY of the last SetDiscoveryFilter call (or "none")
 
 `adv` emits one org.freedesktop.DBus.Properties.PropertiesChanged on the device, as BlueZ
 does for one received advertisement. (dbusmock's Mock.UpdateProperties cannot carry the
@@ -107,6 +108,16 @@ def calls(conn, adapter, method):
     print(len(mock(conn, f'/org/bluez/{adapter}').GetMethodCalls(method)))
 
 
+def last_filter(conn, adapter, key):
+    filters = mock(conn, f'/org/bluez/{adapter}').GetMethodCalls('SetDiscoveryFilter')
+    if not filters:
+        print('none')
+        return
+    _timestamp, args = filters[-1]
+    value = args[0].get(key)
+    print('none' if value is None else (str(bool(value)).lower() if isinstance(value, dbus.Boolean) else value))
+
+
 def run(conn, words):
     cmd, args = words[0], words[1:]
     if cmd == 'add-adapter':
@@ -117,6 +128,8 @@ def run(conn, words):
         adv(conn, args[0], args[1], args[2:])
     elif cmd == 'calls':
         calls(conn, *args)
+    elif cmd == 'filter':
+        last_filter(conn, *args)
     elif cmd == 'has-bluez':
         print(1 if conn.name_has_owner(BUS_NAME) else 0)
     else:

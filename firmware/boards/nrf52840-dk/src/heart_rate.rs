@@ -102,7 +102,11 @@ impl<'s> HrLink<'s> {
     }
 
     /// The GATT client: one connected sensor at a time, forever.
-    pub async fn run_client(&self, stack: &'s Stack<'s, Sdc, DefaultPacketPool>, anchor: &RefCell<DefaultAnchor>) {
+    pub async fn run_client(
+        &self,
+        stack: &'s Stack<'s, Sdc, DefaultPacketPool>,
+        anchor: &RefCell<DefaultAnchor>,
+    ) {
         loop {
             let (conn, target) = self.conn.wait().await;
             if let Ok(client) = GattClient::<Sdc, DefaultPacketPool, 4>::new(stack, &conn).await {
@@ -117,7 +121,10 @@ impl<'s> HrLink<'s> {
                         return;
                     };
                     let Ok(c) = client
-                        .characteristic_by_uuid::<[u8]>(&service, &Uuid::new_short(HEART_RATE_MEASUREMENT))
+                        .characteristic_by_uuid::<[u8]>(
+                            &service,
+                            &Uuid::new_short(HEART_RATE_MEASUREMENT),
+                        )
                         .await
                     else {
                         return;
@@ -128,7 +135,12 @@ impl<'s> HrLink<'s> {
                     loop {
                         let n = listener.next().await;
                         if let Ok(mut a) = anchor.try_borrow_mut() {
-                            a.on_gatt_heart_rate(target.addr_msb, target.addr_kind, target.rssi, n.as_ref());
+                            a.on_gatt_heart_rate(
+                                target.addr_msb,
+                                target.addr_kind,
+                                target.rssi,
+                                n.as_ref(),
+                            );
                         }
                     }
                 })

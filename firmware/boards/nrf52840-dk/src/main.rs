@@ -22,7 +22,7 @@ use core::cell::RefCell;
 use bt_hci::param::{LeAdvReportsIter, LeExtAdvReportsIter};
 use defmt::{info, unwrap, warn};
 use embassy_executor::Spawner;
-use embassy_futures::join::join3;
+use embassy_futures::join::join4;
 use embassy_futures::select::select;
 use embassy_nrf::mode::Async;
 use embassy_nrf::peripherals::RNG;
@@ -206,17 +206,23 @@ async fn main(spawner: Spawner) {
     };
     let anchor = &*ANCHOR.init(RefCell::new(anchor));
 
-    static RESOURCES: StaticCell<HostResources<DefaultPacketPool, 1, 1>> = StaticCell::new();
+    // One connection (a Heart Rate sensor), two L2CAP channels (signalling + ATT).
+    static RESOURCES: StaticCell<HostResources<DefaultPacketPool, 1, 2>> = StaticCell::new();
     let resources = RESOURCES.init(HostResources::new());
-    let stack = trouble_host::new(sdc, resources)
-        .set_random_address(device_address())
-        .build();
+    static STACK: StaticCell<Stack<'static, Sdc, DefaultPacketPool>> = StaticCell::new();
+    let stack: &'static _ = STACK.init(
+        trouble_host::new(sdc, resources)
+            .set_random_address(device_address())
+            .build(),
+    );
+    static HR: StaticCell<HrLink<'static>> = StaticCell::new();
+    let hr: &'static HrLink<'static> = HR.init(HrLink::new());
     let mut central = stack.central();
     let mut peripheral = stack.peripheral();
     let mut runner = stack.runner();
-    let feed = ScanFeed { anchor };
+    let feed = ScanFeed { anchor, hr };
 
-    join3(
+    join4(
         async {
             loop {
                 if let Err(e) = runner.run_with_handler(&feed).await {
@@ -228,15 +234,16 @@ async fn main(spawner: Spawner) {
                 }
             }
         },
-        scan(&mut central),
+        scan(&mut central, hr),
         advertise(&mut peripheral, anchor, &mut store, &mut flash),
+        hr.run_client(stack, anchor),
     )
     .await;
 }
 
-/// Scans forever: 100 % duty cycle on 1M PHY (the controller interleaves our advertising).
-async fn scan(central: &mut Central<'_, Sdc, DefaultPacketPool>) {
-    let mut scanner = Scanner::new(central);
+/// Scans forever: 100 % duty cycle on 1M PHY (the controller interleaves our advertising),
+/// pausing only to connect to a Heart Rate sensor the scan found.
+async fn scan(central: &mut Central<'static, Sdc, DefaultPacketPool>, hr: &HrLink<'static>) {
     let config = ScanConfig {
         active: false,
         phys: PhySet::M1,
@@ -245,16 +252,20 @@ async fn scan(central: &mut Central<'_, Sdc, DefaultPacketPool>) {
         ..Default::default()
     };
     loop {
-        match scanner.scan_ext(&config).await {
-            Ok(_session) => loop {
-                // Reports arrive through `ScanFeed`; keep the session alive.
-                Timer::after(Duration::from_secs(3600)).await;
-            },
-            Err(e) => {
-                warn!("scan start failed: {:?}; retrying", defmt::Debug2Format(&e));
-                Timer::after(Duration::from_secs(1)).await;
+        let target = {
+            let mut scanner = Scanner::new(central);
+            match scanner.scan_ext(&config).await {
+                // Reports arrive through `ScanFeed` while the session lives.
+                Ok(_session) => hr.wait_target().await,
+                Err(e) => {
+                    warn!("scan start failed: {:?}; retrying", defmt::Debug2Format(&e));
+                    Timer::after(Duration::from_secs(1)).await;
+                    continue;
+                }
             }
-        }
+        };
+        info!("connecting to a Heart Rate sensor");
+        hr.connect(central, target).await;
     }
 }
 
