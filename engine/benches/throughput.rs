@@ -66,13 +66,38 @@ fn throughput(c: &mut Criterion) {
     g.finish();
 }
 
+/// This thread's CPU time (user + system), seconds, from `/proc/thread-self/stat` (Linux;
+/// 100 ticks/s). On a shared machine wall-clock throughput understates the engine; CPU time
+/// does not.
+fn thread_cpu_s() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // After the command: state is field 3; utime and stime are fields 14 and 15.
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 fn allocations_and_memory() {
     for devices in [1_000usize, 10_000, 100_000] {
         let (mut engine, mut traffic) = setup(devices);
-        let n = 1_000_000;
+        let n = 2_000_000;
+        let cpu0 = thread_cpu_s();
+        let wall0 = std::time::Instant::now();
         let before = ALLOCS.load(Ordering::Relaxed);
         let events = traffic.run(&mut engine, n);
         let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+        let wall = wall0.elapsed().as_secs_f64();
+        if let (Some(a), Some(b)) = (cpu0, thread_cpu_s()) {
+            let evals = engine.stats().evaluations;
+            println!(
+                "cpu, {devices} devices: {n} sightings in {:.2} s CPU ({:.2} s wall): {:.2} M sightings per CPU-second; {evals} zone evaluations so far",
+                b - a,
+                wall,
+                n as f64 / (b - a).max(1e-9) / 1e6
+            );
+        }
         println!(
             "steady state, {devices} devices: {allocs} allocations over {n} sightings and {events} events ({:.6} per sighting); {} bytes per device slot (record {} B)",
             allocs as f64 / n as f64,

@@ -294,6 +294,46 @@ mod tests {
     }
 
     #[test]
+    fn db_domain_estimate_recovers_a_point_from_exact_readings() {
+        let truth = pt(12.0, 7.0);
+        let h = 1.5;
+        let mut readings: Vec<Reading> = [
+            pt(5.0, 5.0),
+            pt(15.0, 5.0),
+            pt(25.0, 5.0),
+            pt(5.0, 15.0),
+            pt(15.0, 15.0),
+        ]
+        .iter()
+        .map(|&a| {
+            let d = (dist(a, truth).powi(2) + h * h).sqrt();
+            Reading {
+                at: a,
+                rssi: -59.0 - 22.0 * d.log10(),
+                rssi_at_1m: -59.0,
+                exponent: 2.2,
+            }
+        })
+        .collect();
+        readings.sort_by(|a, b| b.rssi.total_cmp(&a.rssi));
+        let e = locate_db(&readings, h)
+            .map(|e| e.pos)
+            .unwrap_or(pt(-9.0, -9.0));
+        assert!(dist(e, truth) < 0.1, "{e:?}");
+        // A warm start at the answer stays there; a wild one is ignored for the centroid.
+        let warm = locate_db_from(&readings, h, Some(truth)).map(|e| e.pos);
+        assert!(warm.is_some_and(|w| dist(w, truth) < 0.05), "{warm:?}");
+        let wild = locate_db_from(&readings, h, Some(pt(500.0, -300.0))).map(|e| e.pos);
+        assert!(wild.is_some_and(|w| dist(w, truth) < 0.1), "{wild:?}");
+        // Two readings fall back to the two-node rule; none gives nothing.
+        assert_eq!(
+            locate_db(&readings[..2], h).map(|e| e.method),
+            Some(LocateMethod::TwoNodes)
+        );
+        assert_eq!(locate_db(&[], h), None);
+    }
+
+    #[test]
     fn fallbacks() {
         assert_eq!(locate(&[]), None);
         let one = locate(&[Range {
@@ -316,6 +356,7 @@ mod tests {
 }
 
 const GN_ITERATIONS: usize = 8;
+const MAX_READINGS: usize = 16;
 
 /// One RSSI observation of a node at a known position, for [`locate_db`].
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -336,6 +377,13 @@ pub struct Reading {
 /// unbiased here, unlike distance residuals (a log-normal distance error overestimates far
 /// ranges); `h` is the node height above the device. Readings must be sorted strongest first.
 pub fn locate_db(readings: &[Reading], h: f32) -> Option<Estimate> {
+    locate_db_from(readings, h, None)
+}
+
+/// [`locate_db`] warm-started: iterations begin from `previous` (the device's last estimate)
+/// when it explains the readings better than the weighted centroid does, which is the usual
+/// case for a device that is standing or walking; it then converges in one or two steps.
+pub fn locate_db_from(readings: &[Reading], h: f32, previous: Option<Point>) -> Option<Estimate> {
     let first = *readings.first()?;
     let h2 = h * h;
     let range = |r: &Reading| {
@@ -367,42 +415,68 @@ pub fn locate_db(readings: &[Reading], h: f32) -> Option<Estimate> {
         let d2 = (p.x - r.at.x).powi(2) + (p.y - r.at.y).powi(2) + h2;
         r.rssi_at_1m - 5.0 * r.exponent * d2.max(0.01).log10()
     };
-    // Gauss–Newton with a small Levenberg damping and steps clamped to 3 m: four iterations
-    // from the centroid converge for the geometries a store has (nodes every 5–20 m).
-    let mut c = 0.0;
+    // Levenberg–Marquardt: a step is kept only if it lowers the cost; the residuals of the
+    // accepted point are reused for the next Jacobian, so each iteration costs one log10 per
+    // reading.
+    let readings = readings
+        .get(..readings.len().min(MAX_READINGS))
+        .unwrap_or(readings);
+    let residuals = |p: Point, out: &mut [f32; MAX_READINGS]| {
+        let mut c = 0.0;
+        for (o, r) in out.iter_mut().zip(readings) {
+            *o = r.rssi - model(r, p);
+            c += *o * *o;
+        }
+        c
+    };
+    let mut res = [0f32; MAX_READINGS];
+    let mut trial = [0f32; MAX_READINGS];
+    let mut c = residuals(p, &mut res);
+    if let Some(q) = previous.filter(|q| q.x.is_finite() && q.y.is_finite()) {
+        let cq = residuals(q, &mut trial);
+        if cq < c {
+            p = q;
+            c = cq;
+            res = trial;
+        }
+    }
+    let mut lambda = 1e-2f32;
     for _ in 0..GN_ITERATIONS {
         let (mut a11, mut a12, mut a22, mut b1, mut b2) = (0f32, 0f32, 0f32, 0f32, 0f32);
-        c = 0.0;
-        for r in readings {
+        for (r, e) in readings.iter().zip(res.iter()) {
             let (dx, dy) = (p.x - r.at.x, p.y - r.at.y);
             let d2 = (dx * dx + dy * dy + h2).max(0.01);
             // ∂model/∂p = −10 n / ln 10 · (p − a) / d².
             let k = -10.0 * r.exponent / core::f32::consts::LN_10 / d2;
             let (jx, jy) = (k * dx, k * dy);
-            let res = r.rssi - model(r, p);
-            c += res * res;
             a11 += jx * jx;
             a12 += jx * jy;
             a22 += jy * jy;
-            b1 += jx * res;
-            b2 += jy * res;
+            b1 += jx * e;
+            b2 += jy * e;
         }
-        let (d11, d22) = (a11 * 1.05 + 1e-4, a22 * 1.05 + 1e-4);
+        let (d11, d22) = (a11 * (1.0 + lambda) + 1e-6, a22 * (1.0 + lambda) + 1e-6);
         let det = d11 * d22 - a12 * a12;
         if det.abs() < 1e-12 {
             break;
         }
-        let mut sx = (d22 * b1 - a12 * b2) / det;
-        let mut sy = (d11 * b2 - a12 * b1) / det;
-        let len = (sx * sx + sy * sy).sqrt();
-        if len > 3.0 {
-            sx *= 3.0 / len;
-            sy *= 3.0 / len;
-        }
-        p.x += sx;
-        p.y += sy;
-        if len < 0.05 {
-            break;
+        let sx = (d22 * b1 - a12 * b2) / det;
+        let sy = (d11 * b2 - a12 * b1) / det;
+        let q = Point {
+            x: p.x + sx,
+            y: p.y + sy,
+        };
+        let cq = residuals(q, &mut trial);
+        if cq.is_finite() && cq < c {
+            p = q;
+            c = cq;
+            res = trial;
+            lambda *= 0.3;
+            if sx * sx + sy * sy < 1e-3 {
+                break;
+            }
+        } else {
+            lambda *= 10.0;
         }
     }
     if !(p.x.is_finite() && p.y.is_finite()) {

@@ -23,6 +23,38 @@
 //! Pipeline per sighting: [`identity`] (stable device key → keyed fingerprint and pseudonym) →
 //! [`filter`] (per-link RSSI filter) → [`geometry`] (path loss, multilateration, zones) →
 //! presence (N-of-M confirmation, hysteresis, dwell, grace exit) → campaigns.
+//!
+//! # Design notes
+//!
+//! - **Identity and privacy.** The best evidence wins: beacon id, tag ephemeral id resolved over
+//!   a window of time counters, an RPA resolved with configured IRKs (`footfall_proto::rpa`,
+//!   cached per address), else the address. All keys derive from one 32-byte gateway secret
+//!   (SP 800-108 KDF over AES-256-CMAC). The device table is indexed by a keyed SipHash
+//!   fingerprint; events carry `PersonId::Pseudonym` = AES-CMAC of the canonical key under the
+//!   salt of the current period (default daily; sessions of pseudonymous devices end with
+//!   `ReasonRule::SaltRotated` at a rotation) or, for opted-in devices, a stable
+//!   `PersonId::Campaign`. Raw addresses and keys are never stored or emitted.
+//! - **Bounded state.** A pre-allocated slab of 208-byte device records (up to six links each:
+//!   node, last heard, 12-byte filter state) with an open-addressing index; a full table evicts
+//!   the stalest of a small sample (emitting the open session's exit); silent devices are
+//!   evicted after `limits.device_stale_s`. Event ids are an AES permutation of the sequence
+//!   number, so they are unique and stable; [`Engine::resume_after`] continues numbering after a
+//!   restart.
+//! - **Time.** One timer per device (exit grace, dwell milestone, campaign threshold or
+//!   eviction) in a binary heap of packed `deadline << 22 | slot` entries with lazy
+//!   invalidation, plus a 1 s housekeeping tick (node liveness, salt rotation, tag counters)
+//!   and the occupancy period. [`Engine::poll_timeout`] is the earliest of them.
+//! - **Zones.** Every `presence.eval_interval_ms` a heard device is located from its fresh links
+//!   (maximum likelihood in the dB domain from the weighted centroid; two-node and
+//!   nearest-node fallbacks), clamped to the floor, and given a zone with a confidence in
+//!   [0, 1] from the margin to the zone's edge, the method, and missing witnesses (a silent node
+//!   nearer than every hearing node halves it). Below `locate.min_confidence` the zone is
+//!   unknown and an open session runs out its grace.
+//! - **Presence.** A first zone is confirmed by `enter_n` of `enter_m` evaluations; with a session
+//!   open, the device stays while its estimate is within `hysteresis_m` of the zone and moves
+//!   only after `switch_n` of `switch_m` evaluations elsewhere (exit `Moved`, then enter). An
+//!   open session exits `exit_grace_s` after its last in-zone evaluation (`Grace`), with its
+//!   total dwell and a pass-by flag.
 #![deny(missing_docs)]
 
 mod campaign;

@@ -91,7 +91,9 @@ pub struct BenchResult {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn free_port_pair() -> anyhow::Result<u16> {
@@ -116,7 +118,7 @@ impl Drop for MosquittoProc {
 fn start_mosquitto(dir: &Path) -> anyhow::Result<(u16, MosquittoProc)> {
     let port = free_port()?;
     let conf = dir.join("mosquitto.conf");
-    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_inflight_messages 0\n"))?;
+    std::fs::write(&conf, format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nmax_queued_messages 0\nmax_inflight_messages 0\nset_tcp_nodelay true\n"))?;
     let child = Command::new("mosquitto")
         .arg("-c")
         .arg(&conf)
@@ -127,7 +129,10 @@ fn start_mosquitto(dir: &Path) -> anyhow::Result<(u16, MosquittoProc)> {
     let proc_ = MosquittoProc(child);
     let deadline = Instant::now() + Duration::from_secs(5);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        anyhow::ensure!(Instant::now() < deadline, "mosquitto did not listen on {port}");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "mosquitto did not listen on {port}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok((port, proc_))
@@ -175,7 +180,8 @@ async fn one_run(
     dir: &Path,
     fsync: bool,
 ) -> anyhow::Result<BenchResult> {
-    let loaded = Config::load_str(LARGE_STORE, Path::new("large-store.toml")).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let loaded = Config::load_str(LARGE_STORE, Path::new("large-store.toml"))
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
     let cfg = &loaded.config;
     let mut engine = footfall_engine::Engine::new(cfg.store.clone(), cfg.engine.clone())
         .map_err(|p| anyhow::anyhow!("{p:?}"))?;
@@ -191,11 +197,18 @@ async fn one_run(
         let received = Arc::clone(&received);
         let ready = sub_ready.clone();
         let stop = sub_stop.clone();
-        let mut o = rumqttc::MqttOptions::new(format!("bench-sub-{}", std::process::id()), "127.0.0.1", sub_port);
+        let mut o = rumqttc::MqttOptions::new(
+            format!("bench-sub-{}", std::process::id()),
+            "127.0.0.1",
+            sub_port,
+        );
         o.set_keep_alive(Duration::from_secs(30));
         o.set_max_packet_size(1 << 20, 1 << 20);
         o.set_inflight(1000);
         let (client, mut el) = rumqttc::AsyncClient::new(o, 1000);
+        let mut net = rumqttc::NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        el.set_network_options(net);
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -220,27 +233,43 @@ async fn one_run(
             }
         })
     };
-    tokio::time::timeout(Duration::from_secs(10), sub_ready.cancelled()).await.context("subscriber did not connect")?;
+    tokio::time::timeout(Duration::from_secs(10), sub_ready.cancelled())
+        .await
+        .context("subscriber did not connect")?;
 
     // Gateway pipeline.
     let emitted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let outbox = Outbox::open(&dir.join(format!("outbox-{broker}-{}.redb", rate.unwrap_or(0))), OutboxConfig { fsync, ..Default::default() })?;
+    let outbox = Outbox::open(
+        &dir.join(format!("outbox-{broker}-{}.redb", rate.unwrap_or(0))),
+        OutboxConfig {
+            fsync,
+            ..Default::default()
+        },
+    )?;
     let (src_tx, src_rx) = mpsc::channel::<SourceEvent>(65_536);
     let (out_tx, out_rx) = mpsc::channel(4096);
     let (ack_tx, ack_rx) = mpsc::channel(256);
     let (ctx_tx, ctx_rx) = watch::channel(Committed::default());
     let hook_map = Arc::clone(&emitted);
-    let runtime = Runtime::new(engine, ctx.clone(), out_tx, SystemClock, TimeMode::Wall).with_emit_hook(Box::new(move |m| {
-        if let Ok(mut map) = hook_map.lock() {
-            map.insert(m.event_id.clone(), Instant::now());
-        }
-    }));
-    let writer = Writer::new(outbox, out_rx, ack_rx, ctx_tx, 4096).with_engine_seq(runtime.seq_high_water());
+    let runtime = Runtime::new(engine, ctx.clone(), out_tx, SystemClock, TimeMode::Wall)
+        .with_emit_hook(Box::new(move |m| {
+            if let Ok(mut map) = hook_map.lock() {
+                map.insert(m.event_id.clone(), Instant::now());
+            }
+        }));
+    let writer =
+        Writer::new(outbox, out_rx, ack_rx, ctx_tx, 4096).with_engine_seq(runtime.seq_high_water());
     let reader = writer.reader();
     let sink_stop = CancellationToken::new();
     let publisher = Publisher::new(
         MqttSettings {
-            endpoint: BrokerEndpoint { host: "127.0.0.1".into(), port: pub_port, tls: None, credentials: None, keepalive_s: 30 },
+            endpoint: BrokerEndpoint {
+                host: "127.0.0.1".into(),
+                port: pub_port,
+                tls: None,
+                credentials: None,
+                keepalive_s: 30,
+            },
             client_id: format!("bench-gw-{}", std::process::id()),
             inflight: 256,
             reconnect_min: Duration::from_millis(100),
@@ -277,9 +306,18 @@ async fn one_run(
                 owed += per_ms;
                 while owed >= 1.0 {
                     owed -= 1.0;
-                    let input = inputs.get(idx % inputs.len()).copied().context("no inputs")?;
+                    let input = inputs
+                        .get(idx % inputs.len())
+                        .copied()
+                        .context("no inputs")?;
                     idx += 1;
-                    src_tx.send(SourceEvent::Input { at: now_ts(), source: "bench", input }).await?;
+                    src_tx
+                        .send(SourceEvent::Input {
+                            at: now_ts(),
+                            source: "bench",
+                            input,
+                        })
+                        .await?;
                     sent += 1;
                 }
             }
@@ -287,9 +325,18 @@ async fn one_run(
         None => {
             while Instant::now() < end {
                 for _ in 0..1024 {
-                    let input = inputs.get(idx % inputs.len()).copied().context("no inputs")?;
+                    let input = inputs
+                        .get(idx % inputs.len())
+                        .copied()
+                        .context("no inputs")?;
                     idx += 1;
-                    src_tx.send(SourceEvent::Input { at: now_ts(), source: "bench", input }).await?;
+                    src_tx
+                        .send(SourceEvent::Input {
+                            at: now_ts(),
+                            source: "bench",
+                            input,
+                        })
+                        .await?;
                     sent += 1;
                 }
             }
@@ -320,7 +367,11 @@ async fn one_run(
     let received = received.lock().map(|m| m.clone()).unwrap_or_default();
     let mut lat: Vec<u64> = emitted
         .iter()
-        .filter_map(|(id, t0)| received.get(id).map(|t1| t1.saturating_duration_since(*t0).as_micros() as u64))
+        .filter_map(|(id, t0)| {
+            received
+                .get(id)
+                .map(|t1| t1.saturating_duration_since(*t0).as_micros() as u64)
+        })
         .collect();
     lat.sort_unstable();
     Ok(BenchResult {
@@ -350,13 +401,26 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let rates: Vec<Option<u64>> = a
         .rates
         .iter()
-        .map(|r| if r.trim().eq_ignore_ascii_case("max") { Ok(None) } else { r.trim().parse::<u64>().map(Some) })
+        .map(|r| {
+            if r.trim().eq_ignore_ascii_case("max") {
+                Ok(None)
+            } else {
+                r.trim().parse::<u64>().map(Some)
+            }
+        })
         .collect::<Result<_, _>>()
         .context("--rates: numbers or max")?;
     let dir = std::env::temp_dir().join(format!("footfall-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let need = rates.iter().map(|r| r.unwrap_or(400_000) * a.seconds).max().unwrap_or(0) as usize;
-    eprintln!("bench: generating {} sightings with the simulator…", need.min(2_000_000));
+    let need = rates
+        .iter()
+        .map(|r| r.unwrap_or(400_000) * a.seconds)
+        .max()
+        .unwrap_or(0) as usize;
+    eprintln!(
+        "bench: generating {} sightings with the simulator…",
+        need.min(2_000_000)
+    );
     let inputs = generate(need.clamp(10_000, 2_000_000), a.seed)?;
     let mut results = Vec::new();
     let brokers: &[BenchBroker] = match a.broker {
@@ -365,7 +429,13 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         BenchBroker::Mosquitto => &[BenchBroker::Mosquitto],
     };
     for b in brokers {
-        let (name, pub_port, sub_port, properties, _guard): (&'static str, u16, u16, bool, Option<MosquittoProc>) = match b {
+        let (name, pub_port, sub_port, properties, _guard): (
+            &'static str,
+            u16,
+            u16,
+            bool,
+            Option<MosquittoProc>,
+        ) = match b {
             BenchBroker::Mosquitto => {
                 let (port, proc_) = start_mosquitto(&dir)?;
                 ("mosquitto 2.0", port, port, true, Some(proc_))
@@ -383,8 +453,23 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
             }
         };
         for r in &rates {
-            eprintln!("bench: {name}, {} sightings/s, {} s…", r.map_or("max".to_owned(), |v| v.to_string()), a.seconds);
-            let res = one_run(name, pub_port, sub_port, properties, *r, a.seconds, &inputs, &dir, !a.no_fsync).await?;
+            eprintln!(
+                "bench: {name}, {} sightings/s, {} s…",
+                r.map_or("max".to_owned(), |v| v.to_string()),
+                a.seconds
+            );
+            let res = one_run(
+                name,
+                pub_port,
+                sub_port,
+                properties,
+                *r,
+                a.seconds,
+                &inputs,
+                &dir,
+                !a.no_fsync,
+            )
+            .await?;
             eprintln!("  {res:?}");
             results.push(res);
         }
@@ -396,7 +481,11 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
         println!(
             "| {} | {} | {:.0} | {} | {} | {} | {} | {} | {} |",
             r.broker,
-            if r.target_rate == 0 { "max".to_owned() } else { r.target_rate.to_string() },
+            if r.target_rate == 0 {
+                "max".to_owned()
+            } else {
+                r.target_rate.to_string()
+            },
             r.achieved_rate,
             r.events,
             r.received,

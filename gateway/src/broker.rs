@@ -62,7 +62,10 @@ impl EmbeddedBroker {
             .credentials
             .as_ref()
             .map(|(u, p)| HashMap::from([(u.clone(), p.clone())]));
-        let v5 = HashMap::from([("1".to_owned(), server("footfall-v5", self.listen_v5, auth.clone()))]);
+        let v5 = HashMap::from([(
+            "1".to_owned(),
+            server("footfall-v5", self.listen_v5, auth.clone()),
+        )]);
         let v4 = HashMap::from([("1".to_owned(), server("footfall-v4", self.listen, auth))]);
         rumqttd::Config {
             id: 0,

@@ -299,7 +299,9 @@ impl Default for LogConfig {
 impl EmbeddedBrokerConfig {
     /// The MQTT 5 listener address.
     pub fn v5_addr(&self) -> SocketAddr {
-        self.listen_v5.unwrap_or_else(|| SocketAddr::new(self.listen.ip(), self.listen.port().wrapping_add(1)))
+        self.listen_v5.unwrap_or_else(|| {
+            SocketAddr::new(self.listen.ip(), self.listen.port().wrapping_add(1))
+        })
     }
 }
 
@@ -704,8 +706,14 @@ impl Config {
             None => {
                 let listen = b.embedded.listen;
                 let loopback = listen.ip().is_loopback() && b.embedded.v5_addr().ip().is_loopback();
-                if b.embedded.v5_addr().port() == listen.port() && b.embedded.v5_addr().ip() == listen.ip() {
-                    add("broker.embedded.listen_v5", "listen and listen_v5 must differ".into(), Some("rumqttd serves one MQTT version per listener"));
+                if b.embedded.v5_addr().port() == listen.port()
+                    && b.embedded.v5_addr().ip() == listen.ip()
+                {
+                    add(
+                        "broker.embedded.listen_v5",
+                        "listen and listen_v5 must differ".into(),
+                        Some("rumqttd serves one MQTT version per listener"),
+                    );
                 }
                 if !loopback && (b.username.is_none() || password.is_none()) {
                     add(

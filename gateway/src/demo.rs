@@ -58,7 +58,9 @@ fn pick_port(wanted: u16) -> u16 {
         return wanted;
     }
     for _ in 0..50 {
-        let p = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map_or(0, |a| a.port());
+        let p = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_or(0, |a| a.port());
         if p != 0 && port_pair_free(p) {
             return p;
         }
@@ -96,30 +98,71 @@ fn event_line(msg: &OutMessage, st: &Style) -> Option<String> {
     let time = v.get("time").and_then(|t| t.as_str()).unwrap_or("");
     let hms = time.get(11..19).unwrap_or(time);
     let zone = data.get("zone").and_then(|z| z.as_str()).unwrap_or("-");
-    let person = data.get("person").and_then(|p| p.as_str()).map_or_else(|| "-".to_owned(), |p| short(p, 12));
+    let person = data
+        .get("person")
+        .and_then(|p| p.as_str())
+        .map_or_else(|| "-".to_owned(), |p| short(p, 12));
     let (label, colour, extra) = match msg.class {
         MessageClass::ZoneEnter => (
             "enter",
             "32",
-            format!("conf {:.2}", data.get("confidence").and_then(|c| c.as_f64()).unwrap_or(0.0)),
+            format!(
+                "conf {:.2}",
+                data.get("confidence")
+                    .and_then(|c| c.as_f64())
+                    .unwrap_or(0.0)
+            ),
         ),
-        MessageClass::ZoneDwell => ("dwell", "36", format!("{} s", data.get("milestone_s").and_then(|m| m.as_u64()).unwrap_or(0))),
+        MessageClass::ZoneDwell => (
+            "dwell",
+            "36",
+            format!(
+                "{} s",
+                data.get("milestone_s")
+                    .and_then(|m| m.as_u64())
+                    .unwrap_or(0)
+            ),
+        ),
         MessageClass::ZoneExit => {
             let dwell = data.get("dwell_ms").and_then(|d| d.as_u64()).unwrap_or(0) as f64 / 1000.0;
-            let pass = data.get("pass_by").and_then(|p| p.as_bool()).unwrap_or(false);
-            ("exit", "33", format!("dwell {dwell:.1} s{}", if pass { " (pass-by)" } else { "" }))
+            let pass = data
+                .get("pass_by")
+                .and_then(|p| p.as_bool())
+                .unwrap_or(false);
+            (
+                "exit",
+                "33",
+                format!("dwell {dwell:.1} s{}", if pass { " (pass-by)" } else { "" }),
+            )
         }
         MessageClass::CampaignTrigger => {
             let c = data.get("campaign").and_then(|c| c.as_str()).unwrap_or("?");
             ("CAMPAIGN", "1;35", format!("campaign {c}"))
         }
-        MessageClass::Engagement => ("engaged", "34", data.get("level").and_then(|l| l.as_str()).unwrap_or("").to_owned()),
+        MessageClass::Engagement => (
+            "engaged",
+            "34",
+            data.get("level")
+                .and_then(|l| l.as_str())
+                .unwrap_or("")
+                .to_owned(),
+        ),
         MessageClass::NodeStatus => {
-            let online = data.get("online").and_then(|o| o.as_bool()).unwrap_or(false);
+            let online = data
+                .get("online")
+                .and_then(|o| o.as_bool())
+                .unwrap_or(false);
             if online {
                 return None; // node reports arrive every few seconds; only show changes to offline
             }
-            ("node", "31", format!("node {} offline", data.get("node").and_then(|n| n.as_u64()).unwrap_or(0)))
+            (
+                "node",
+                "31",
+                format!(
+                    "node {} offline",
+                    data.get("node").and_then(|n| n.as_u64()).unwrap_or(0)
+                ),
+            )
         }
         _ => return None,
     };
@@ -133,21 +176,39 @@ fn event_line(msg: &OutMessage, st: &Style) -> Option<String> {
     ))
 }
 
-fn table(occupancy: &BTreeMap<String, Option<u64>>, st: &Style, events: u64, m: crate::metrics::Snapshot) -> String {
+fn table(
+    occupancy: &BTreeMap<String, Option<u64>>,
+    st: &Style,
+    events: u64,
+    m: crate::metrics::Snapshot,
+) -> String {
     let mut out = String::new();
-    out.push_str(&st.paint("1", &format!(
-        "── occupancy ─ {} events ─ outbox {} waiting ─ broker {} ──",
-        events,
-        m.outbox_depth,
-        if m.broker_connected == 1 { "connected" } else { "DOWN" }
-    )));
+    out.push_str(&st.paint(
+        "1",
+        &format!(
+            "── occupancy ─ {} events ─ outbox {} waiting ─ broker {} ──",
+            events,
+            m.outbox_depth,
+            if m.broker_connected == 1 {
+                "connected"
+            } else {
+                "DOWN"
+            }
+        ),
+    ));
     out.push('\n');
     if occupancy.is_empty() {
         out.push_str("  (first report after the engine's occupancy period)\n");
     }
     let cells: Vec<String> = occupancy
         .iter()
-        .map(|(z, c)| format!("{:<20} {:>4}", short(z, 20), c.map_or_else(|| "<k".to_owned(), |n| n.to_string())))
+        .map(|(z, c)| {
+            format!(
+                "{:<20} {:>4}",
+                short(z, 20),
+                c.map_or_else(|| "<k".to_owned(), |n| n.to_string())
+            )
+        })
         .collect();
     for row in cells.chunks(3) {
         out.push_str("  ");
@@ -158,7 +219,12 @@ fn table(occupancy: &BTreeMap<String, Option<u64>>, st: &Style, events: u64, m: 
 }
 
 /// The demo's config: the built-in large store, embedded broker on `port`, a paced simulator.
-pub fn demo_config(port: u16, speed: f64, seed: u64, state_dir: &Path) -> Result<crate::config::Loaded, crate::config::Diagnostics> {
+pub fn demo_config(
+    port: u16,
+    speed: f64,
+    seed: u64,
+    state_dir: &Path,
+) -> Result<crate::config::Loaded, crate::config::Diagnostics> {
     let text = format!(
         "{LARGE_STORE}\n[gateway]\ngateway_id = \"demo\"\nstate_dir = {:?}\n\n[broker.embedded]\nlisten = \"127.0.0.1:{port}\"\n\n[sources.simulator]\nseed = {seed}\nspeed = {speed}\n\n[http]\nenabled = false\n",
         state_dir.display().to_string()
@@ -168,17 +234,27 @@ pub fn demo_config(port: u16, speed: f64, seed: u64, state_dir: &Path) -> Result
 
 /// Runs the demo until Ctrl-C or the requested duration.
 pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
-    let st = Style { on: !a.no_color && std::env::var_os("NO_COLOR").is_none() };
+    let st = Style {
+        on: !a.no_color && std::env::var_os("NO_COLOR").is_none(),
+    };
     let port = pick_port(a.port);
     let state = std::env::temp_dir().join(format!("footfall-demo-{}", std::process::id()));
     let loaded = demo_config(port, a.speed, a.seed, &state).map_err(|d| anyhow::anyhow!("{d}"))?;
     let store = loaded.config.store.store_id.clone();
     let prefix = loaded.config.gateway.topic_prefix.clone();
-    let zones: Vec<String> = loaded.config.store.zones.iter().map(|z| z.id.clone()).collect();
+    let zones: Vec<String> = loaded
+        .config
+        .store
+        .zones
+        .iter()
+        .map(|z| z.id.clone())
+        .collect();
 
     let shutdown = CancellationToken::new();
     service::cancel_on_signals(shutdown.clone());
-    let limit = a.duration_s.map(Duration::from_secs).or(a.minutes.map(|m| Duration::from_secs_f64(m.max(0.0) * 60.0)));
+    let limit = a.duration_s.map(Duration::from_secs).or(a
+        .minutes
+        .map(|m| Duration::from_secs_f64(m.max(0.0) * 60.0)));
     if let Some(d) = limit {
         let s = shutdown.clone();
         tokio::spawn(async move {
@@ -188,15 +264,28 @@ pub async fn run(a: DemoArgs) -> anyhow::Result<()> {
     }
 
     let (tap_tx, mut tap_rx) = mpsc::channel::<OutMessage>(4096);
-    let opts = ServiceOptions { tap: Some(tap_tx), flush_timeout: Duration::from_secs(3), ..Default::default() };
+    let opts = ServiceOptions {
+        tap: Some(tap_tx),
+        flush_timeout: Duration::from_secs(3),
+        ..Default::default()
+    };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     println!("{}", st.paint("1", &format!("Footfall demo — simulated store \"{store}\" ({} zones), embedded MQTT broker on {addr}", zones.len())));
     if port != a.port {
         println!("(port {} was taken; using {port})", a.port);
     }
     println!("Watch the real topics in another terminal:");
-    println!("  {}", st.paint("1;36", &format!("mosquitto_sub -h 127.0.0.1 -p {port} -t '{prefix}/#' -v")));
-    println!("MQTT 5 clients: port {}. Ctrl-C stops.\n", port.wrapping_add(1));
+    println!(
+        "  {}",
+        st.paint(
+            "1;36",
+            &format!("mosquitto_sub -h 127.0.0.1 -p {port} -t '{prefix}/#' -v")
+        )
+    );
+    println!(
+        "MQTT 5 clients: port {}. Ctrl-C stops.\n",
+        port.wrapping_add(1)
+    );
     let _ = std::io::stdout().flush();
 
     let svc = tokio::spawn(service::serve(loaded, opts, shutdown.clone()));

@@ -376,3 +376,74 @@ impl<C: Clock> Runtime<C> {
         self.stats
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloudevents::MessageClass;
+    use footfall_engine::input::Input;
+
+    const STORE: &str = include_str!("../../docs/examples/large-store.toml");
+
+    fn setup() -> (Engine, RenderCtx) {
+        let loaded = crate::config::Config::load_str(STORE, std::path::Path::new("s.toml"))
+            .unwrap_or_else(|d| panic!("{d}"));
+        let cfg = loaded.config;
+        let engine = Engine::new(cfg.store.clone(), cfg.engine.clone())
+            .unwrap_or_else(|p| panic!("{p:?}"));
+        let ctx = RenderCtx::from_config(&cfg.store, &cfg.engine, "gw", "footfall/v1")
+            .unwrap_or_else(|e| panic!("{e}"));
+        (engine, ctx)
+    }
+
+    fn node_status(m: &OutMessage) -> Option<bool> {
+        (m.class == MessageClass::NodeStatus).then(|| m.payload_str().contains("\"online\":true"))
+    }
+
+    /// Wall mode on tokio's paused clock: the engine's node-offline timer fires from the
+    /// runtime's sleep, with no real waiting.
+    #[tokio::test(start_paused = true)]
+    async fn wall_mode_fires_engine_timers_on_the_injected_clock() {
+        let (engine, ctx) = setup();
+        let (out_tx, mut out_rx) = mpsc::channel(1024);
+        let (tx, rx) = mpsc::channel(16);
+        let clock = TokioClock::starting_at(1_767_603_600_000);
+        let rt = Runtime::new(engine, ctx, out_tx, clock, TimeMode::Wall);
+        let task = tokio::spawn(rt.run(rx, CancellationToken::new()));
+        let node = 1;
+        let alive = SourceEvent::Input { at: Timestamp(0), source: "test", input: Input::NodeAlive { node } };
+        assert!(tx.send(alive).await.is_ok());
+        // Silence for longer than `node_timeout.offline_after_s`: auto-advanced paused time.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        drop(tx);
+        let stats = task.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stats.inputs, 1);
+        let mut seen = Vec::new();
+        while let Ok(m) = out_rx.try_recv() {
+            if let Some(online) = node_status(&m) {
+                if m.topic.ends_with(&format!("/nodes/{node}/status")) {
+                    seen.push(online);
+                }
+            }
+        }
+        assert_eq!(seen, vec![true, false], "node 1 online, then offline by the timer");
+    }
+
+    /// Source mode: recording time drives the engine; a timestamp that goes backwards is
+    /// clamped and counted, never fed to the engine.
+    #[tokio::test(start_paused = true)]
+    async fn source_mode_clamps_time_going_backwards() {
+        let (engine, ctx) = setup();
+        let (out_tx, _out_rx) = mpsc::channel(1024);
+        let (tx, rx) = mpsc::channel(16);
+        let rt = Runtime::new(engine, ctx, out_tx, SystemClock, TimeMode::Source { drain_ms: 0 });
+        let task = tokio::spawn(rt.run(rx, CancellationToken::new()));
+        for at in [10_000u64, 12_000, 11_000, 13_000] {
+            let ev = SourceEvent::Input { at: Timestamp(at), source: "test", input: Input::NodeAlive { node: 1 } };
+            assert!(tx.send(ev).await.is_ok());
+        }
+        drop(tx);
+        let stats = task.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((stats.inputs, stats.clamped), (4, 1));
+    }
+}

@@ -241,7 +241,8 @@ pub struct DeviceMix {
     /// Phone address rotation period, seconds (each phone draws ±20 % around it).
     pub rotation_s: f32,
     /// Fraction of app users who opted in: they advertise ids registered in
-    /// `[engine.privacy] opted_in_beacons` (the others advertise unregistered ids).
+    /// `[engine.privacy] opted_in_beacons`, handed out round-robin (keep the list longer than
+    /// the number of opted-in users present at once); the others advertise unregistered ids.
     pub app_opted_in: f64,
 }
 

@@ -7,10 +7,8 @@
 //!   leaves. A phone whose address rotates is a new identity: the engine cannot link the two
 //!   addresses, so neither can be blamed for the other.
 //! - **Engine person of an identity**: the [`PersonId`] the engine gives the identity's
-//!   evidence. It is a keyed hash we cannot compute outside the engine, so the harness asks a
-//!   private *probe* engine with the same privacy policy: it feeds the probe a strong sighting of
-//!   the evidence at the identity's start time and reads the person from the probe's enter
-//!   event. (A direct `Engine::person_id(evidence, now)` hook would make this cheaper.)
+//!   evidence at the identity's start, from `Engine::person_for` (a keyed hash only the engine
+//!   can compute; the call changes no device state).
 //! - **Visit**: a maximal stretch of one identity's ground truth in one zone (`truth` lines, one
 //!   per second plus one at every zone change). It starts when the person enters the zone (or
 //!   when the identity appears) and ends when they are elsewhere (or the identity ends). Two
@@ -24,6 +22,8 @@
 //!   visit of at least `min_visit_s` without a session is a **missed session**. Every session
 //!   beyond the first on one visit is a **flap** (the subscriber saw exit and re-enter while the
 //!   person stayed).
+//! - **Position error**: distance from `Engine::locate`'s estimate to the true position over
+//!   the same identity-seconds as zone accuracy, where the engine has an estimate.
 //! - **Enter latency**: first matched session's enter time − visit start (visits that began
 //!   before the recording or with the identity itself are excluded). **Exit latency**: last
 //!   matched session's exit time − visit end (only visits that ended, and sessions that exited).
@@ -39,11 +39,9 @@
 use crate::convert::{evidence, to_inputs};
 use crate::record::{DeviceRecord, KindHint, Record, SightingRecord};
 use crate::recording::{ReadError, RecordingReader, SkipCounts};
-use footfall_engine::config::{
-    Audience, EngineConfig, NodeConfig, Point, StoreLayout, ZoneConfig, ZoneShape,
-};
+use footfall_engine::config::{Audience, EngineConfig, StoreLayout};
 use footfall_engine::event::{EventKind, PersonId, ZoneIdx};
-use footfall_engine::input::{DeviceEvidence, DeviceKind, Input, RssiObservation, Sighting};
+use footfall_engine::input::DeviceEvidence;
 use footfall_engine::time::Timestamp;
 use footfall_engine::Engine;
 use serde::Serialize;
@@ -120,6 +118,32 @@ impl Latency {
     }
 }
 
+/// Median and 90th percentile of a distance, metres.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Spread {
+    /// Samples.
+    pub n: u64,
+    /// Median, metres; `None` without samples.
+    pub p50_m: Option<f64>,
+    /// 90th percentile, metres; `None` without samples.
+    pub p90_m: Option<f64>,
+}
+
+impl Spread {
+    fn of(mut v: Vec<f64>) -> Self {
+        v.sort_unstable_by(f64::total_cmp);
+        let rank = |p: f64| -> Option<f64> {
+            let i = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len().max(1)) - 1;
+            v.get(i).map(|x| (x * 100.0).round() / 100.0)
+        };
+        Self {
+            n: v.len() as u64,
+            p50_m: rank(0.5),
+            p90_m: rank(0.9),
+        }
+    }
+}
+
 /// How one campaign did against ground truth.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct CampaignScore {
@@ -156,6 +180,9 @@ pub struct EvalReport {
     pub zone_samples: u64,
     /// Fraction of zone samples where the engine agreed with the ground truth.
     pub zone_accuracy: f64,
+    /// Distance between the engine's position estimate (`Engine::locate`) and the true position,
+    /// over the same identity-seconds as zone accuracy (where the engine has an estimate).
+    pub position_error: Spread,
     /// Enter latency.
     pub enter_latency: Latency,
     /// Exit latency.
@@ -178,7 +205,7 @@ pub struct EvalReport {
     pub exits_missing: u64,
     /// Per-campaign scores.
     pub campaigns: Vec<CampaignScore>,
-    /// Identities the probe engine could not map to a person.
+    /// Identities whose `device` line carries no usable evidence (not mapped to a person).
     pub unmapped_identities: u64,
     /// Recording lines skipped (lenient reading).
     pub skipped: SkipCounts,
@@ -222,6 +249,19 @@ impl fmt::Display for EvalReport {
             self.zone_accuracy * 100.0,
             ">= 90%",
             check(self.zone_accuracy >= 0.9)
+        )?;
+        let m = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2} m"));
+        writeln!(
+            f,
+            "{:<28} {:>14}",
+            "position error p50",
+            m(self.position_error.p50_m)
+        )?;
+        writeln!(
+            f,
+            "{:<28} {:>14}",
+            "position error p90",
+            m(self.position_error.p90_m)
         )?;
         writeln!(
             f,
@@ -301,7 +341,7 @@ impl fmt::Display for EvalReport {
         if self.unmapped_identities > 0 {
             writeln!(
                 f,
-                "identities the probe could not map: {}",
+                "identities without evidence (unmapped): {}",
                 self.unmapped_identities
             )?;
         }
@@ -311,82 +351,9 @@ impl fmt::Display for EvalReport {
 
 // ----------------------------------------------------------------------------------------------
 
-/// Finds the engine person of a device's evidence with a private probe engine (see the module
-/// docs): one node, one zone around it, the store's privacy policy.
-struct Probe {
-    engine: Engine,
-    now: u64,
-}
-
-impl Probe {
-    fn new(config: &EngineConfig) -> Result<Self, EvalError> {
-        let layout = StoreLayout {
-            store_id: "probe".into(),
-            width_m: 10.0,
-            depth_m: 10.0,
-            nodes: vec![NodeConfig {
-                id: 1,
-                name: String::new(),
-                position: Point { x: 5.0, y: 5.0 },
-                rssi_at_1m: -59.0,
-                path_loss_exponent: 2.0,
-            }],
-            zones: vec![ZoneConfig {
-                id: "probe".into(),
-                name: String::new(),
-                kind: Default::default(),
-                shape: ZoneShape::NodeRadius {
-                    node: 1,
-                    radius_m: 5.0,
-                },
-                dwell_milestones_s: None,
-            }],
-        };
-        let mut cfg = EngineConfig {
-            privacy: config.privacy.clone(),
-            ..EngineConfig::default()
-        };
-        cfg.occupancy.period_s = 0;
-        cfg.limits.max_devices = 4096;
-        let engine = Engine::new(layout, cfg)
-            .map_err(|p| EvalError::Config(format!("probe engine: {}", problems(&p))))?;
-        Ok(Self { engine, now: 0 })
-    }
-
-    fn person(&mut self, device: DeviceEvidence, kind: DeviceKind, at: u64) -> Option<PersonId> {
-        self.now = self.now.max(at);
-        for _ in 0..50 {
-            let now = Timestamp(self.now);
-            self.engine.handle(
-                now,
-                Input::Sighting(Sighting {
-                    node: 1,
-                    device,
-                    kind,
-                    rssi: RssiObservation::single(-45),
-                    tx_power_dbm: None,
-                }),
-            );
-            if self.engine.poll_timeout().is_some_and(|t| t <= now) {
-                self.engine.handle_timeout(now);
-            }
-            let mut found = None;
-            while let Some(ev) = self.engine.poll_event() {
-                if let EventKind::ZoneEnter(p) = &ev.kind {
-                    found = Some(p.person);
-                }
-            }
-            self.now += 100;
-            if found.is_some() {
-                return found;
-            }
-        }
-        None
-    }
-}
-
 #[derive(Debug)]
 struct IdentityTruth {
+    device: Option<DeviceEvidence>,
     kind: KindHint,
     opted_in: bool,
     from: u64,
@@ -454,7 +421,6 @@ pub fn evaluate_with(
 ) -> Result<EvalReport, EvalError> {
     let mut engine = Engine::new(layout.clone(), engine_config.clone())
         .map_err(|p| EvalError::Config(problems(&p)))?;
-    let mut probe = Probe::new(engine_config)?;
     let zone_of = |id: &str| {
         layout
             .zones
@@ -478,6 +444,7 @@ pub fn evaluate_with(
     };
     let (mut first_t, mut last_t) = (None::<u64>, 0u64);
     let (mut hits, mut samples) = (0u64, 0u64);
+    let mut position_errors: Vec<f64> = Vec::new();
 
     let drain = |engine: &mut Engine,
                  sessions: &mut Vec<Session>,
@@ -554,12 +521,13 @@ pub fn evaluate_with(
                 if let Some(&prev) = id_by_device.get(&d.device) {
                     close_identity(&mut ids[prev], t);
                 }
-                let engine_person = device_evidence(&d)
-                    .and_then(|ev| probe.person(ev, crate::convert::device_kind(Some(d.kind)), t));
+                let device = device_evidence(&d);
+                let engine_person = device.map(|ev| engine.person_for(&ev, Timestamp(t)));
                 if let Some(p) = engine_person {
                     id_by_engine.insert(p, idx);
                 }
                 ids.push(IdentityTruth {
+                    device,
                     kind: d.kind,
                     opted_in: d.opted_in,
                     from: t,
@@ -585,6 +553,12 @@ pub fn evaluate_with(
                         continue;
                     }
                     if settled && !g.left && !g.change {
+                        if let Some(loc) =
+                            idt.device.and_then(|ev| engine.locate(&ev, Timestamp(t)))
+                        {
+                            let (dx, dy) = (loc.position.x - g.x, loc.position.y - g.y);
+                            position_errors.push(f64::from((dx * dx + dy * dy).sqrt()));
+                        }
                         samples += 1;
                         let engine_zone = idt
                             .engine_person
@@ -640,6 +614,7 @@ pub fn evaluate_with(
         .sum::<f64>()
         / 3_600_000.0;
     report.zone_samples = samples;
+    report.position_error = Spread::of(position_errors);
     report.zone_accuracy = if samples == 0 {
         0.0
     } else {

@@ -512,7 +512,7 @@ impl Simulator {
         out
     }
 
-    fn new_device(&mut self, kind: DevKind, person: u32) -> Device {
+    fn new_device(&mut self, kind: DevKind) -> Device {
         let rng = &mut self.people_rng;
         let id = self.next_device;
         self.next_device += 1;
@@ -568,7 +568,6 @@ impl Simulator {
         });
         let phase = rng.gen_range(0..interval_ms.max(1));
         let tx_offset_db = self.cfg.radio.device_offset_db * self.people_normal.sample(rng);
-        let _ = person;
         Device {
             id,
             kind,
@@ -653,7 +652,7 @@ impl Simulator {
                 kinds.push(DevKind::Tag);
             }
         }
-        let devices: Vec<Device> = kinds.into_iter().map(|k| self.new_device(k, id)).collect();
+        let devices: Vec<Device> = kinds.into_iter().map(|k| self.new_device(k)).collect();
         let hr_base = self.people_rng.gen_range(60.0..85.0);
         if self.recording() {
             if !staff {
@@ -1084,7 +1083,7 @@ impl Simulator {
             Some((n, rotate_s)) if self.floods.len() != n as usize => {
                 self.floods.clear();
                 for _ in 0..n {
-                    let mut d = self.new_device(DevKind::Flood, 0);
+                    let mut d = self.new_device(DevKind::Flood);
                     d.rotation_ms = (f64::from(rotate_s.max(0.1)) * 1000.0) as u64;
                     d.next_rotation_ms = self.now + self.people_rng.gen_range(1..=d.rotation_ms);
                     self.floods.push(d);

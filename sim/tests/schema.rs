@@ -80,3 +80,17 @@ fn hand_written_lines_validate_or_not() {
         assert!(!v.is_valid(&instance), "schema accepted {line}");
     }
 }
+
+#[test]
+fn documented_example_lines_validate() {
+    let v = schema();
+    let path = format!("{}/../docs/recording.md", env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(path).expect("docs/recording.md");
+    let examples: Vec<&str> = doc.lines().filter(|l| l.starts_with("{\"type\"")).collect();
+    assert!(examples.len() >= 6, "examples found: {}", examples.len());
+    for line in examples {
+        assert_valid(&v, line);
+        serde_json::from_str::<footfall_sim::Record>(line)
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+    }
+}

@@ -117,7 +117,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn decode(a: crate::decode::DecodeArgs) -> anyhow::Result<ExitCode> {
-    let code = crate::decode::run(&a, &mut std::io::stdout().lock(), &mut std::io::stderr().lock());
+    let code = crate::decode::run(
+        &a,
+        &mut std::io::stdout().lock(),
+        &mut std::io::stderr().lock(),
+    );
     Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
 }
 

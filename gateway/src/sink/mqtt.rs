@@ -107,6 +107,11 @@ impl Publisher {
         o.set_request_channel_capacity(usize::from(self.settings.inflight) * 2 + 16);
         o.set_connection_timeout(10);
         o.set_max_packet_size(Some(1 << 20));
+        // rumqttc leaves Nagle on; with small QoS 1 publishes that costs up to a delayed-ACK
+        // timeout (~40 ms) per burst.
+        let mut net = rumqttc::NetworkOptions::new();
+        net.set_tcp_nodelay(true);
+        o.set_network_options(net);
         if let Some((u, p)) = &ep.credentials {
             o.set_credentials(u.clone(), p.clone());
         }
@@ -378,11 +383,22 @@ impl Publisher {
 }
 
 /// Queues one publish without waiting; `false` when rumqttc's request channel is full.
-fn publish(client: &AsyncClient, msg: &OutMessage, expiry_s: Option<u32>, properties: bool) -> bool {
-    let qos = if msg.qos == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+fn publish(
+    client: &AsyncClient,
+    msg: &OutMessage,
+    expiry_s: Option<u32>,
+    properties: bool,
+) -> bool {
+    let qos = if msg.qos == 0 {
+        QoS::AtMostOnce
+    } else {
+        QoS::AtLeastOnce
+    };
     let payload = Bytes::from(msg.payload.clone());
     if !properties {
-        return client.try_publish(msg.topic.clone(), qos, msg.retain, payload).is_ok();
+        return client
+            .try_publish(msg.topic.clone(), qos, msg.retain, payload)
+            .is_ok();
     }
     let props = PublishProperties {
         content_type: Some(msg.content_type.to_owned()),
@@ -390,16 +406,25 @@ fn publish(client: &AsyncClient, msg: &OutMessage, expiry_s: Option<u32>, proper
         message_expiry_interval: expiry_s,
         ..Default::default()
     };
-    client.try_publish_with_properties(msg.topic.clone(), qos, msg.retain, payload, props).is_ok()
+    client
+        .try_publish_with_properties(msg.topic.clone(), qos, msg.retain, payload, props)
+        .is_ok()
 }
 
 /// MQTT 3.1.1 options for another client of the same broker (the uplink source): same host,
 /// credentials and TLS; for the embedded broker its 3.1.1 listener.
-pub fn v4_options(loaded: &crate::config::Loaded, client_id: &str) -> anyhow::Result<rumqttc::MqttOptions> {
+pub fn v4_options(
+    loaded: &crate::config::Loaded,
+    client_id: &str,
+) -> anyhow::Result<rumqttc::MqttOptions> {
     let ep = &loaded.endpoint;
     let (host, port) = match loaded.broker {
         crate::config::BrokerTarget::Embedded(a) => {
-            let ip = if a.ip().is_unspecified() { "127.0.0.1".to_owned() } else { a.ip().to_string() };
+            let ip = if a.ip().is_unspecified() {
+                "127.0.0.1".to_owned()
+            } else {
+                a.ip().to_string()
+            };
             (ip, a.port())
         }
         crate::config::BrokerTarget::External { .. } => (ep.host.clone(), ep.port),

@@ -24,13 +24,19 @@ pub fn require(tool: &str) {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or_else(|e| panic!("no free port: {e}"))
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
 pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -40,7 +46,10 @@ pub fn port_open(port: u16) -> bool {
 }
 
 fn signal(child: &Child, sig: &str) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(child.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(child.id().to_string())
+        .status();
 }
 
 /// A mosquitto process with its own config file, on 127.0.0.1.
@@ -54,7 +63,11 @@ impl Mosquitto {
     /// Starts mosquitto on `port`, persisting sessions and queued messages under `dir`.
     pub fn start(port: u16, dir: &Path) -> Self {
         require("mosquitto");
-        let mut m = Self { port, dir: dir.to_owned(), child: None };
+        let mut m = Self {
+            port,
+            dir: dir.to_owned(),
+            child: None,
+        };
         m.restart();
         m
     }
@@ -78,7 +91,9 @@ impl Mosquitto {
             .unwrap_or_else(|e| panic!("start mosquitto: {e}"));
         self.child = Some(child);
         let port = self.port;
-        wait_until("mosquitto to listen", Duration::from_secs(10), || port_open(port));
+        wait_until("mosquitto to listen", Duration::from_secs(10), || {
+            port_open(port)
+        });
     }
 
     /// Graceful stop (SIGTERM: mosquitto saves its persistence file).
@@ -110,15 +125,41 @@ pub struct Subscriber {
 impl Subscriber {
     pub fn start(port: u16, filter: &str, out: &Path, client_id: Option<&str>) -> Self {
         require("mosquitto_sub");
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(out).unwrap_or_else(|e| panic!("{e}"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(out)
+            .unwrap_or_else(|e| panic!("{e}"));
         // Line-buffered, so the test sees each message as soon as it arrives.
         let mut cmd = Command::new("stdbuf");
-        cmd.args(["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-p", &port.to_string(), "-t", filter, "-q", "1", "-V", "mqttv311", "-F", "%t %p"]);
+        cmd.args([
+            "-oL",
+            "mosquitto_sub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            filter,
+            "-q",
+            "1",
+            "-V",
+            "mqttv311",
+            "-F",
+            "%t %p",
+        ]);
         if let Some(id) = client_id {
             cmd.args(["-c", "-i", id]);
         }
-        let child = cmd.stdout(file).stderr(Stdio::null()).spawn().unwrap_or_else(|e| panic!("start mosquitto_sub: {e}"));
-        Self { out: out.to_owned(), child: Some(child) }
+        let child = cmd
+            .stdout(file)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start mosquitto_sub: {e}"));
+        Self {
+            out: out.to_owned(),
+            child: Some(child),
+        }
     }
 
     /// `(topic, payload)` lines received so far.
@@ -141,7 +182,10 @@ impl Subscriber {
 
     /// Received messages that are engine events (not gateway status).
     pub fn event_count(&self) -> usize {
-        self.lines().iter().filter(|(t, _)| !t.contains("/gateway/")).count()
+        self.lines()
+            .iter()
+            .filter(|(t, _)| !t.contains("/gateway/"))
+            .count()
     }
 }
 
@@ -162,7 +206,11 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn run(config: &Path, log: &Path) -> Self {
-        let logf = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap_or_else(|e| panic!("{e}"));
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("{e}"));
         let child = Command::new(env!("CARGO_BIN_EXE_footfall"))
             .arg("run")
             .arg("--config")
@@ -172,7 +220,10 @@ impl Gateway {
             .stderr(logf)
             .spawn()
             .unwrap_or_else(|e| panic!("start footfall: {e}"));
-        Self { child: Some(child), log: log.to_owned() }
+        Self {
+            child: Some(child),
+            log: log.to_owned(),
+        }
     }
 
     pub fn kill9(&mut self) {
@@ -184,7 +235,9 @@ impl Gateway {
 
     /// SIGTERM and wait (bounded) for a clean exit; returns the exit status success.
     pub fn terminate(&mut self) -> bool {
-        let Some(mut c) = self.child.take() else { return false };
+        let Some(mut c) = self.child.take() else {
+            return false;
+        };
         signal(&c, "TERM");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -194,7 +247,10 @@ impl Gateway {
             if Instant::now() > deadline {
                 let _ = c.kill();
                 let _ = c.wait();
-                panic!("footfall did not stop within 30 s of SIGTERM; log: {}", self.log_text());
+                panic!(
+                    "footfall did not stop within 30 s of SIGTERM; log: {}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -242,8 +298,16 @@ pub fn write_config(dir: &Path, broker: Broker, sim_speed: f64, seed: u64) -> Pa
 /// Every event id the gateway ever stored (the outbox's audit table; the gateway must have
 /// exited).
 pub fn audit_ids(dir: &Path) -> BTreeSet<String> {
-    let ob = footfall_gateway::outbox::Outbox::open(&dir.join("state/outbox.redb"), Default::default())
-        .unwrap_or_else(|e| panic!("open outbox: {e}"));
-    assert_eq!(ob.len(), 0, "records left undelivered in the outbox after a clean stop");
-    ob.audit_ids().unwrap_or_else(|e| panic!("{e}")).into_iter().collect()
+    let ob =
+        footfall_gateway::outbox::Outbox::open(&dir.join("state/outbox.redb"), Default::default())
+            .unwrap_or_else(|e| panic!("open outbox: {e}"));
+    assert_eq!(
+        ob.len(),
+        0,
+        "records left undelivered in the outbox after a clean stop"
+    );
+    ob.audit_ids()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .collect()
 }

@@ -30,13 +30,16 @@ pub struct Ca {
     cert: Certificate,
     key: KeyPair,
     dir: PathBuf,
+    name: String,
     /// PEM file of the CA certificate.
     pub cert_file: PathBuf,
 }
 
 impl std::fmt::Debug for Ca {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ca").field("cert_file", &self.cert_file).finish()
+        f.debug_struct("Ca")
+            .field("cert_file", &self.cert_file)
+            .finish()
     }
 }
 
@@ -50,7 +53,9 @@ impl Ca {
         let key = KeyPair::generate().expect("CA key");
         let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
         params.distinguished_name.push(DnType::CommonName, name);
-        params.distinguished_name.push(DnType::OrganizationName, "Footfall tests");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Footfall tests");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -64,6 +69,7 @@ impl Ca {
             cert,
             key,
             dir: dir.to_owned(),
+            name: name.to_owned(),
             cert_file,
         }
     }
@@ -85,8 +91,9 @@ impl Ca {
         let cert = params
             .signed_by(&key, &self.cert, &self.key)
             .expect("sign leaf certificate");
-        let cert_file = self.dir.join(format!("{file_stem}.pem"));
-        let key_file = self.dir.join(format!("{file_stem}.key"));
+        // Named after the issuing CA too: two CAs may issue the same name in one directory.
+        let cert_file = self.dir.join(format!("{}-{file_stem}.pem", self.name));
+        let key_file = self.dir.join(format!("{}-{file_stem}.key", self.name));
         write(&cert_file, &cert.pem());
         write(&key_file, &key.serialize_pem());
         Issued {
@@ -105,6 +112,8 @@ impl Ca {
             vec![
                 SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
                 SanType::DnsName("localhost".try_into().expect("dns name")),
+                // OpenSSL clients (mosquitto_pub) match an IP-literal host against DNS names.
+                SanType::DnsName("127.0.0.1".try_into().expect("dns name")),
             ],
             true,
         )

@@ -20,6 +20,21 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{Client, Event, MqttOptions};
 use rumqttc::Transport;
 
+/// A temporary directory for one test; kept (and printed) when `FOOTFALL_KEEP_TMP` is set, to
+/// look at the broker configs, certificates and logs after a failure.
+pub fn tempdir() -> tempfile::TempDir {
+    let keep = std::env::var_os("FOOTFALL_KEEP_TMP").is_some();
+    let dir = tempfile::Builder::new()
+        .prefix("footfall-e2e-")
+        .disable_cleanup(keep)
+        .tempdir()
+        .expect("tempdir");
+    if keep {
+        eprintln!("keeping {}", dir.path().display());
+    }
+    dir
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -52,7 +67,11 @@ pub fn footfall_bin() -> PathBuf {
 
 /// The `mosquitto` executable, or a clear failure.
 pub fn mosquitto_exe() -> PathBuf {
-    for p in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"] {
+    for p in [
+        "/usr/sbin/mosquitto",
+        "/usr/bin/mosquitto",
+        "/usr/local/sbin/mosquitto",
+    ] {
         if Path::new(p).is_file() {
             return PathBuf::from(p);
         }
@@ -168,7 +187,12 @@ impl Proc {
     /// Waits for it to exit successfully, else fails with its output.
     pub fn wait_ok(&mut self, timeout: Duration) {
         let st = self.wait(timeout);
-        assert!(st.success(), "{} failed ({st})\n{}", self.name, self.output());
+        assert!(
+            st.success(),
+            "{} failed ({st})\n{}",
+            self.name,
+            self.output()
+        );
     }
 
     /// Whether it is still running.
@@ -274,6 +298,59 @@ fn reorder_bridge_sections(text: &str) -> String {
     out.join("\n") + "\n"
 }
 
+/// TLS files for a bridge: CA, client certificate, client key.
+pub type BridgeTls<'a> = (&'a Path, &'a Path, &'a Path);
+
+/// The `connection` block of `examples/mosquitto/store-bridge.conf`, pointed at a central broker
+/// on `127.0.0.1:{central_port}`: the connection name, `address`, `remote_clientid` and TLS files
+/// are the test's (`bridge-{store}`; without `tls`, the TLS lines are dropped); every other
+/// bridge setting (protocol version, topics, QoS, session options) is the example's own.
+pub fn bridge_block(store: &str, central_port: u16, tls: Option<BridgeTls<'_>>) -> String {
+    let path = repo_root().join("examples/mosquitto/store-bridge.conf");
+    let text = std::fs::read_to_string(&path).expect("read examples/mosquitto/store-bridge.conf");
+    let mut out = Vec::new();
+    let mut in_block = false;
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with("connection ") {
+            in_block = true;
+            out.push(format!("connection bridge-{store}"));
+            continue;
+        }
+        if !in_block || t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let key = t.split_whitespace().next().unwrap_or_default();
+        let file = |i: usize| {
+            tls.map(|files| {
+                let p = [files.0, files.1, files.2][i];
+                format!("{key} {}", p.display())
+            })
+        };
+        let line = match key {
+            "address" => Some(format!("address 127.0.0.1:{central_port}")),
+            "remote_clientid" => Some(format!("remote_clientid bridge-{store}")),
+            "bridge_cafile" => file(0),
+            "bridge_certfile" => file(1),
+            "bridge_keyfile" => file(2),
+            "bridge_tls_version" | "bridge_insecure" => tls.map(|_| t.to_owned()),
+            _ => Some(t.to_owned()),
+        };
+        out.extend(line);
+    }
+    assert!(
+        out.iter().any(|l| l == "topic footfall/v1/# out 1"),
+        "store-bridge.conf should bridge footfall/v1/# out at QoS 1: {out:#?}"
+    );
+    if tls.is_some() {
+        assert!(
+            out.iter().any(|l| l.starts_with("bridge_certfile ")),
+            "store-bridge.conf should bridge over mutual TLS: {out:#?}"
+        );
+    }
+    out.join("\n")
+}
+
 /// A gateway config for store `store` (from `support/store.toml`) with extra TOML sections
 /// (`[gateway]`, `[broker]` …) appended; `[http]` is disabled unless `extra` sets it.
 pub fn store_config(store: &str, extra: &str) -> String {
@@ -302,7 +379,12 @@ pub fn simulate(dir: &Path, name: &str, config: &Path, minutes: f64, seed: u64) 
     cmd.arg("simulate")
         .arg("--store")
         .arg(config)
-        .args(["--minutes", &minutes.to_string(), "--seed", &seed.to_string()])
+        .args([
+            "--minutes",
+            &minutes.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
         .arg("--out")
         .arg(&out);
     Proc::spawn(&format!("simulate-{name}"), cmd, dir).wait_ok(Duration::from_secs(60));
@@ -343,8 +425,8 @@ pub fn replay_mqtt(dir: &Path, name: &str, config: &Path, rec: &Path) -> Proc {
 
 /// Every line of a JSON-lines file, parsed.
 pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display())))
@@ -529,9 +611,11 @@ impl Observer {
         self.client
             .subscribe(filter, QoS::AtLeastOnce)
             .expect("queue SUBSCRIBE");
-        let _ = self.wait(Duration::from_secs(15), &format!("SUBACK for {filter}"), |s| {
-            s.subacks > before
-        });
+        drop(self.wait(
+            Duration::from_secs(15),
+            &format!("SUBACK for {filter}"),
+            |s| s.subacks > before,
+        ));
     }
 
     /// Publishes at QoS 1 and waits for the PUBACK.
@@ -540,19 +624,26 @@ impl Observer {
         self.client
             .publish(topic, QoS::AtLeastOnce, false, payload.to_vec())
             .expect("queue PUBLISH");
-        let _ = self.wait(Duration::from_secs(15), &format!("PUBACK for {topic}"), |s| {
-            s.pubacks > before
-        });
+        drop(self.wait(
+            Duration::from_secs(15),
+            &format!("PUBACK for {topic}"),
+            |s| s.pubacks > before,
+        ));
     }
 
     /// Waits until `pred` holds for the messages received so far.
     pub fn wait_until<F: Fn(&[Received]) -> bool>(&self, timeout: Duration, what: &str, pred: F) {
-        let _ = self.wait(timeout, what, |s| pred(&s.messages));
+        drop(self.wait(timeout, what, |s| pred(&s.messages)));
     }
 
     /// The messages received so far.
     pub fn messages(&self) -> Vec<Received> {
-        self.state.0.lock().expect("observer state").messages.clone()
+        self.state
+            .0
+            .lock()
+            .expect("observer state")
+            .messages
+            .clone()
     }
 
     /// The error that ended the connection, if any.
