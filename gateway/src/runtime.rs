@@ -107,6 +107,8 @@ pub struct Runtime<C: Clock> {
     seq_high_water: Arc<AtomicU64>,
     tap: Option<mpsc::Sender<OutMessage>>,
     hook: Option<EmitHook>,
+    recorder: Option<mpsc::Sender<(Timestamp, footfall_engine::input::Input)>>,
+    recorder_drops: u64,
     stats: RunStats,
     scratch: OutMessage,
     last_engine_stats: footfall_engine::EngineStats,
@@ -142,6 +144,8 @@ impl<C: Clock> Runtime<C> {
             seq_high_water: Arc::new(AtomicU64::new(seq)),
             tap: None,
             hook: None,
+            recorder: None,
+            recorder_drops: 0,
             stats: RunStats::default(),
             scratch: OutMessage::default(),
             last_engine_stats: Default::default(),
@@ -158,6 +162,17 @@ impl<C: Clock> Runtime<C> {
     /// tap cannot take are dropped from the tap only.
     pub fn with_tap(mut self, tap: mpsc::Sender<OutMessage>) -> Self {
         self.tap = Some(tap);
+        self
+    }
+
+    /// Also send every input, with the engine time it was fed at, to a recorder (`--record`);
+    /// inputs the recorder cannot take are dropped from the recording only (and counted in the
+    /// log at the end).
+    pub fn with_recorder(
+        mut self,
+        tx: mpsc::Sender<(Timestamp, footfall_engine::input::Input)>,
+    ) -> Self {
+        self.recorder = Some(tx);
         self
     }
 
@@ -254,6 +269,11 @@ impl<C: Clock> Runtime<C> {
                         t
                     }
                 };
+                if let Some(rec) = &self.recorder {
+                    if rec.try_send((now, input)).is_err() {
+                        self.recorder_drops += 1;
+                    }
+                }
                 self.engine.handle(now, input);
                 true
             }
@@ -373,6 +393,12 @@ impl<C: Clock> Runtime<C> {
         }
         let _ = self.drain_events().await;
         self.export_engine_stats();
+        if self.recorder_drops > 0 {
+            tracing::warn!(
+                dropped = self.recorder_drops,
+                "recording: inputs the recorder could not keep up with were left out"
+            );
+        }
         self.stats
     }
 }
@@ -389,8 +415,8 @@ mod tests {
         let loaded = crate::config::Config::load_str(STORE, std::path::Path::new("s.toml"))
             .unwrap_or_else(|d| panic!("{d}"));
         let cfg = loaded.config;
-        let engine = Engine::new(cfg.store.clone(), cfg.engine.clone())
-            .unwrap_or_else(|p| panic!("{p:?}"));
+        let engine =
+            Engine::new(cfg.store.clone(), cfg.engine.clone()).unwrap_or_else(|p| panic!("{p:?}"));
         let ctx = RenderCtx::from_config(&cfg.store, &cfg.engine, "gw", "footfall/v1")
             .unwrap_or_else(|e| panic!("{e}"));
         (engine, ctx)
@@ -411,7 +437,11 @@ mod tests {
         let rt = Runtime::new(engine, ctx, out_tx, clock, TimeMode::Wall);
         let task = tokio::spawn(rt.run(rx, CancellationToken::new()));
         let node = 1;
-        let alive = SourceEvent::Input { at: Timestamp(0), source: "test", input: Input::NodeAlive { node } };
+        let alive = SourceEvent::Input {
+            at: Timestamp(0),
+            source: "test",
+            input: Input::NodeAlive { node },
+        };
         assert!(tx.send(alive).await.is_ok());
         // Silence for longer than `node_timeout.offline_after_s`: auto-advanced paused time.
         tokio::time::sleep(Duration::from_secs(30)).await;
@@ -426,7 +456,11 @@ mod tests {
                 }
             }
         }
-        assert_eq!(seen, vec![true, false], "node 1 online, then offline by the timer");
+        assert_eq!(
+            seen,
+            vec![true, false],
+            "node 1 online, then offline by the timer"
+        );
     }
 
     /// Source mode: recording time drives the engine; a timestamp that goes backwards is
@@ -436,10 +470,20 @@ mod tests {
         let (engine, ctx) = setup();
         let (out_tx, _out_rx) = mpsc::channel(1024);
         let (tx, rx) = mpsc::channel(16);
-        let rt = Runtime::new(engine, ctx, out_tx, SystemClock, TimeMode::Source { drain_ms: 0 });
+        let rt = Runtime::new(
+            engine,
+            ctx,
+            out_tx,
+            SystemClock,
+            TimeMode::Source { drain_ms: 0 },
+        );
         let task = tokio::spawn(rt.run(rx, CancellationToken::new()));
         for at in [10_000u64, 12_000, 11_000, 13_000] {
-            let ev = SourceEvent::Input { at: Timestamp(at), source: "test", input: Input::NodeAlive { node: 1 } };
+            let ev = SourceEvent::Input {
+                at: Timestamp(at),
+                source: "test",
+                input: Input::NodeAlive { node: 1 },
+            };
             assert!(tx.send(ev).await.is_ok());
         }
         drop(tx);

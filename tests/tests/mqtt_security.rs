@@ -75,6 +75,12 @@ fn gateway_with_client_certificate_publishes_over_tls_only_under_its_own_store()
     let (observer, outcome) = tls_client(&tb, "analytics", Some(&analytics));
     assert_eq!(outcome, ConnectOutcome::Accepted, "analytics: connect");
     observer.subscribe("footfall/v1/#");
+    // The marketing platform's account: campaign triggers only, through a shared subscription
+    // (acl.conf: `user marketing.consumer` / `topic read footfall/v1/+/campaigns/#`).
+    let marketing_cert = tb.ca.client("marketing.consumer");
+    let (marketing, outcome) = tls_client(&tb, "marketing-1", Some(&marketing_cert));
+    assert_eq!(outcome, ConnectOutcome::Accepted, "marketing: connect");
+    marketing.subscribe("$share/marketing/footfall/v1/+/campaigns/#");
     // The store-a identity, to place barriers behind each gateway's traffic.
     let (marker, outcome) = tls_client(&tb, "store-a-marker", Some(&store_a));
     assert_eq!(outcome, ConnectOutcome::Accepted, "store-a marker: connect");
@@ -87,8 +93,11 @@ fn gateway_with_client_certificate_publishes_over_tls_only_under_its_own_store()
         &tls_gateway_sections(dir, "gw-a", &tb, &store_a),
     );
     let rec = support::simulate(dir, "store-a", &cfg_a, 1.0, 21);
-    let expected: BTreeSet<_> = support::replay_to_file(dir, "store-a", &cfg_a, &rec)
+    let events = support::replay_to_file(dir, "store-a", &cfg_a, &rec);
+    let expected: BTreeSet<_> = events.iter().map(support::event_key).collect();
+    let expected_triggers: BTreeSet<_> = events
         .iter()
+        .filter(|e| e["type"] == "footfall.campaign.trigger")
         .map(support::event_key)
         .collect();
     assert!(!expected.is_empty(), "the recording should make events");
@@ -114,6 +123,26 @@ fn gateway_with_client_certificate_publishes_over_tls_only_under_its_own_store()
         missing.len(),
         expected.len(),
         missing.iter().take(5).collect::<Vec<_>>()
+    );
+
+    // The marketing account got exactly the triggers (the observer's barrier came after them
+    // on the broker; the marketing session's queue is ordered the same way, so wait for the
+    // count, then compare).
+    marketing.wait_until(Duration::from_secs(60), "every trigger", |m| {
+        m.len() >= expected_triggers.len()
+    });
+    let triggers: BTreeSet<_> = marketing
+        .messages()
+        .iter()
+        .map(|m| support::event_key(&m.json()))
+        .collect();
+    assert_eq!(
+        triggers, expected_triggers,
+        "marketing.consumer should get every trigger"
+    );
+    assert!(
+        !expected_triggers.is_empty(),
+        "the recording should make triggers"
     );
 
     // An impostor: the store-a certificate, configured as store-b. The ACL refuses every

@@ -134,15 +134,13 @@ fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     logging::init(loaded.config.log.format, &loaded.config.log.level);
-    if a.record.is_some() {
-        anyhow::bail!("--record: recording live input is not available in this build yet");
-    }
     let rt = runtime()?;
     rt.block_on(async move {
         let shutdown = CancellationToken::new();
         service::cancel_on_signals(shutdown.clone());
         tracing::info!(config = %loaded.path.display(), store = %loaded.config.store.store_id, "footfall gateway starting");
-        let report = service::serve(loaded, service::ServiceOptions::default(), shutdown).await?;
+        let opts = service::ServiceOptions { record: a.record, ..Default::default() };
+        let report = service::serve(loaded, opts, shutdown).await?;
         tracing::info!(inputs = report.runtime.inputs, events = report.runtime.events, outbox_left = report.outbox_left, "footfall gateway stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -41,6 +41,8 @@ pub struct ServiceOptions {
     pub http: bool,
     /// Start the embedded broker when the config has no URL (false when the caller did).
     pub start_embedded_broker: bool,
+    /// Record every input to this file (recording format).
+    pub record: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for ServiceOptions {
@@ -63,6 +65,7 @@ impl Default for ServiceOptions {
             flush_timeout: Duration::from_secs(10),
             http: true,
             start_embedded_broker: true,
+            record: None,
         }
     }
 }
@@ -192,6 +195,19 @@ pub async fn serve(
     if let Some(tap) = opts.tap.take() {
         runtime = runtime.with_tap(tap);
     }
+    let mut recorder_task = None;
+    if let Some(path) = opts.record.take() {
+        let f = std::fs::File::create(&path)
+            .with_context(|| format!("--record: create {}", path.display()))?;
+        let (rec_tx, rec_rx) = mpsc::channel(65_536);
+        runtime = runtime.with_recorder(rec_tx);
+        tracing::warn!(file = %path.display(), "recording raw sightings (addresses included): keep the file on the gateway");
+        recorder_task = Some(tokio::spawn(crate::sink::record::run(
+            rec_rx,
+            Box::new(f),
+            cfg.store.store_id.clone(),
+        )));
+    }
     let writer = Writer::new(outbox, out_rx, ack_rx, committed_tx, cfg.outbox.max_batch)
         .with_engine_seq(runtime.seq_high_water());
     let reader = writer.reader();
@@ -287,6 +303,12 @@ pub async fn serve(
         runtime_stop.cancel();
     }
     let run_stats = runtime_task.await.context("runtime task")?;
+    if let Some(t) = recorder_task {
+        match t.await.context("recorder task")? {
+            Ok(lines) => tracing::info!(lines, "recording closed"),
+            Err(e) => tracing::error!(error = %e, "recording failed"),
+        }
+    }
     tracing::info!(
         inputs = run_stats.inputs,
         events = run_stats.events,

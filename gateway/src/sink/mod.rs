@@ -22,6 +22,7 @@
 pub mod backoff;
 pub mod jsonl;
 pub mod mqtt;
+pub mod record;
 pub mod tls;
 pub mod writer;
 

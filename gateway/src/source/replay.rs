@@ -35,14 +35,14 @@ pub enum Speed {
 impl std::str::FromStr for Speed {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let s = s.trim().trim_end_matches('x');
+        let s = s.trim();
         if s.eq_ignore_ascii_case("max") {
             return Ok(Speed::Max);
         }
-        match s.parse::<f64>() {
+        match s.trim_end_matches(['x', 'X']).parse::<f64>() {
             Ok(f) if f > 0.0 && f.is_finite() => Ok(Speed::Factor(f)),
             _ => Err(format!(
-                "invalid speed {s:?}: use \"max\" or a positive factor such as 1 or 10"
+                "invalid speed {s:?}: use \"max\" or a positive factor such as 1 or 10x"
             )),
         }
     }
@@ -168,5 +168,20 @@ impl<C: Clock + Sync> Source for ReplaySource<C> {
             progress.done.store(true, Relaxed);
             Ok(())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Speed;
+
+    #[test]
+    fn speeds_parse() {
+        assert_eq!("max".parse::<Speed>(), Ok(Speed::Max));
+        assert_eq!("MAX".parse::<Speed>(), Ok(Speed::Max));
+        assert_eq!("10x".parse::<Speed>(), Ok(Speed::Factor(10.0)));
+        assert_eq!("2.5".parse::<Speed>(), Ok(Speed::Factor(2.5)));
+        assert!("0".parse::<Speed>().is_err());
+        assert!("fast".parse::<Speed>().is_err());
     }
 }
