@@ -289,8 +289,9 @@ pub struct PrivacyConfig {
     pub opted_in_irks: Vec<String>,
     /// Keys of Footfall tags that advertise rotating ephemeral ids, 16 bytes hex each.
     pub tag_keys: Vec<String>,
-    /// Tag ephemeral id rotation period, seconds.
-    pub tag_rotation_s: u32,
+    /// Tag ephemeral id rotation exponent K: a tag changes id every 2^K s (default 10 ≈ 17 min;
+    /// must match the tags' firmware; see `footfall_proto::tag_eid`).
+    pub tag_rotation_exponent: u8,
     /// Occupancy counts below this are suppressed (k-anonymity).
     pub min_occupancy_count: u32,
     /// Publish raw heart rate in engagement events (consented devices only).
@@ -305,7 +306,7 @@ impl Default for PrivacyConfig {
             opted_in_beacons: Vec::new(),
             opted_in_irks: Vec::new(),
             tag_keys: Vec::new(),
-            tag_rotation_s: 900,
+            tag_rotation_exponent: footfall_proto::tag_eid::DEFAULT_ROTATION_EXPONENT,
             min_occupancy_count: 3,
             publish_heart_rate: false,
         }
@@ -907,10 +908,10 @@ impl EngineConfig {
                 }
             }
         }
-        if pv.tag_rotation_s == 0 {
+        if pv.tag_rotation_exponent > footfall_proto::tag_eid::MAX_ROTATION_EXPONENT {
             p.add(
-                "engine.privacy.tag_rotation_s",
-                "tag_rotation_s must be > 0",
+                "engine.privacy.tag_rotation_exponent",
+                "tag_rotation_exponent must be at most 20 (2^20 s ≈ 12 days)",
                 None,
             );
         }

@@ -76,6 +76,7 @@ pub(crate) struct Identity {
     irks: Vec<[u8; 16]>,
     rpa_cache: Vec<RpaEntry>,
     tag_keys: Vec<[u8; 16]>,
+    tag_rotation_exponent: u8,
     tag_rotation_ms: u64,
     /// (eid, tag index) for counters c-1, c, c+1, sorted by eid.
     tag_eids: Vec<([u8; 8], u16)>,
@@ -96,17 +97,10 @@ impl core::fmt::Debug for Identity {
     }
 }
 
-/// The Footfall tag ephemeral id for `counter`: the first 8 bytes of
-/// `AES-128(tag_key, "FFTAG-EID\0\0\0" ‖ counter_be32)`. The tag firmware computes the same with
-/// `counter = unix_seconds / tag_rotation_s`.
-pub fn tag_eid(key: &[u8; 16], counter: u32) -> [u8; 8] {
-    let mut block = [0u8; 16];
-    block[..9].copy_from_slice(b"FFTAG-EID");
-    block[12..].copy_from_slice(&counter.to_be_bytes());
-    let out = Prp::new(*key).encrypt(block);
-    let mut eid = [0u8; 8];
-    eid.copy_from_slice(&out[..8]);
-    eid
+/// The Footfall tag ephemeral id for time counter `counter` at rotation exponent `k`: the one
+/// construction in `footfall_proto::tag_eid`, which the tag firmware uses too.
+pub fn tag_eid(key: &[u8; 16], k: u8, counter: u32) -> [u8; 8] {
+    footfall_proto::tag_eid::eid_for_counter(key, k, counter)
 }
 
 impl Identity {
@@ -154,7 +148,13 @@ impl Identity {
             irks,
             tag_eids: Vec::with_capacity(tag_keys.len() * 3),
             tag_keys,
-            tag_rotation_ms: u64::from(cfg.tag_rotation_s.max(1)) * 1000,
+            tag_rotation_exponent: cfg
+                .tag_rotation_exponent
+                .min(footfall_proto::tag_eid::MAX_ROTATION_EXPONENT),
+            tag_rotation_ms: 1000u64
+                << cfg
+                    .tag_rotation_exponent
+                    .min(footfall_proto::tag_eid::MAX_ROTATION_EXPONENT),
             tag_counter: None,
             rpa_resolutions: 0,
         };
@@ -205,7 +205,8 @@ impl Identity {
                 counter.saturating_add(1),
             ] {
                 // Counters are 32-bit on the tag; the truncation is the protocol.
-                self.tag_eids.push((tag_eid(key, c as u32), i as u16));
+                self.tag_eids
+                    .push((tag_eid(key, self.tag_rotation_exponent, c as u32), i as u16));
             }
         }
         self.tag_eids.sort_unstable();
@@ -451,21 +452,27 @@ mod tests {
         let key = [0x33; 16];
         let mut id = Identity::new(&PrivacyConfig {
             tag_keys: vec!["33".repeat(16)],
-            tag_rotation_s: 60,
+            tag_rotation_exponent: 6, // a new id every 64 s
             ..cfg()
         });
-        let now = 600_000u64; // counter 10
+        let now = 640_000u64; // 640 s: counter 10
         id.refresh_tags(now);
         for c in [9u32, 10, 11] {
             let k = id.key(&DeviceEvidence::TagEphemeral {
-                eid: tag_eid(&key, c),
+                eid: tag_eid(&key, 6, c),
             });
             assert!(k.opted_in, "counter {c}");
         }
+        // What a tag advertises at 640 s, computed the way the firmware does.
+        let advertised = footfall_proto::tag_eid::eid_at(&key, 6, 640);
+        assert!(
+            id.key(&DeviceEvidence::TagEphemeral { eid: advertised })
+                .opted_in
+        );
         let stale = id.key(&DeviceEvidence::TagEphemeral {
-            eid: tag_eid(&key, 7),
+            eid: tag_eid(&key, 6, 7),
         });
         assert!(!stale.opted_in);
-        assert_eq!(id.next_tag_counter_ms(now), Some(660_000));
+        assert_eq!(id.next_tag_counter_ms(now), Some(704_000));
     }
 }

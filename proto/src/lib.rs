@@ -11,6 +11,7 @@
 //! | [`heart_rate`] | GATT Heart Rate Measurement (0x2A37) |
 //! | [`frame`] | the signed node report frame, anchor node → gateway |
 //! | [`rpa`] | resolvable private addresses (`ah`) |
+//! | [`tag_eid`] | Footfall tags' rotating ephemeral identifiers |
 //!
 //! Features: `defmt` derives `defmt::Format` for every public type; `serde` derives
 //! `serde::Serialize` for the decoded advertisement views (the frame types always implement
@@ -36,6 +37,7 @@ pub mod frame;
 pub mod heart_rate;
 pub mod ibeacon;
 pub mod rpa;
+pub mod tag_eid;
 mod uuid;
 
 pub use ad::{ad_structures, AdStructure, Advertisement};

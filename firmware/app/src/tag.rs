@@ -30,16 +30,10 @@
 //! magnitude as Footfall manufacturer data (`FF FF | 54 | mg (u16 LE)`). All of it fits one
 //! legacy advertisement (30 of 31 bytes).
 
-use aes::cipher::{BlockEncrypt, KeyInit};
-use aes::Aes128;
-
 use crate::beacon::{AdBuilder, AdvData};
 use crate::observe::{FOOTFALL_COMPANY_ID, TAG_SENSOR_KIND, UUID_EDDYSTONE, UUID_HEART_RATE};
 
-/// Default rotation exponent: a new EID every 1024 s.
-pub const DEFAULT_ROTATION_EXPONENT: u8 = 10;
-/// Largest accepted rotation exponent (≈ 12 days).
-pub const MAX_ROTATION_EXPONENT: u8 = 20;
+pub use footfall_proto::tag_eid::{DEFAULT_ROTATION_EXPONENT, MAX_ROTATION_EXPONENT};
 
 /// A tag's secret identity key.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -53,24 +47,13 @@ impl core::fmt::Debug for TagKey {
 
 /// The time counter for `unix_s` at rotation exponent `k` (clamped to [`MAX_ROTATION_EXPONENT`]).
 pub fn time_counter(unix_s: u64, k: u8) -> u32 {
-    let k = k.min(MAX_ROTATION_EXPONENT);
-    (unix_s >> k) as u32
+    footfall_proto::tag_eid::time_counter(unix_s, k)
 }
 
-/// The EID of time counter `counter` (see the module docs for the construction).
+/// The EID of time counter `counter` (see the module docs; the construction lives in
+/// `footfall_proto::tag_eid`, shared with the gateway that resolves it).
 pub fn eid_for_counter(key: &TagKey, k: u8, counter: u32) -> [u8; 8] {
-    let k = k.min(MAX_ROTATION_EXPONENT);
-    let mut block = [0u8; 16];
-    let [b0, b1, b2, b3, b4, b5, b6, _, _, _, _, _, c0, c1, c2, c3] = &mut block;
-    [*b0, *b1, *b2, *b3, *b4] = *b"FTEID";
-    (*b5, *b6) = (0x01, k);
-    [*c0, *c1, *c2, *c3] = counter.to_be_bytes();
-    let cipher = Aes128::new(&key.0.into());
-    let mut b = block.into();
-    cipher.encrypt_block(&mut b);
-    let out: [u8; 16] = b.into();
-    let [e0, e1, e2, e3, e4, e5, e6, e7, ..] = out;
-    [e0, e1, e2, e3, e4, e5, e6, e7]
+    footfall_proto::tag_eid::eid_for_counter(&key.0, k, counter)
 }
 
 /// The EID a tag advertises at `unix_s`.

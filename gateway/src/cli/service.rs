@@ -236,7 +236,19 @@ pub async fn serve(
     );
 
     let tasks = tokio_util::task::TaskTracker::new();
-    let writer_task = tokio::spawn(writer.run());
+    // A failing outbox (disk full, I/O error) is fatal: nothing could be stored durably any
+    // more. Shut down in order and exit non-zero so the supervisor restarts us.
+    let writer_task = {
+        let fatal = shutdown.clone();
+        tokio::spawn(async move {
+            let r = writer.run().await;
+            if let Err(e) = &r {
+                tracing::error!(error = %e, "outbox failed: shutting down");
+                fatal.cancel();
+            }
+            r
+        })
+    };
     let publisher_task = tokio::spawn(publisher.run());
 
     let http_stop = CancellationToken::new();

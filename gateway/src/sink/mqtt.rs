@@ -203,6 +203,10 @@ impl Publisher {
             if connected && !offline_sent {
                 while awaiting.len() + inflight.len() < window {
                     if buffer.is_empty() {
+                        // Nothing committed past the cursor: skip the read transaction.
+                        if cursor > self.committed.borrow().last_seq {
+                            break;
+                        }
                         let want = window.max(64);
                         match self.reader.read_from(cursor, want) {
                             Ok(v) => buffer.extend(v),
