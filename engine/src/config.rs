@@ -173,8 +173,25 @@ pub struct PresenceConfig {
     pub dwell_milestones_s: Vec<u32>,
     /// Visits shorter than this are flagged `pass_by` on exit, seconds.
     pub passby_max_s: f32,
-    /// A device stays in its current zone until its estimate is this far outside it, metres.
+    /// A device stays in its current zone until its estimate is this far outside it, metres
+    /// (used by `locate` and, when `switch_evidence_m_s` is 0, by the N-of-M switch rule).
     pub hysteresis_m: f32,
+    /// Evidence-based switching (a sequential likelihood-ratio test over zones): with a session
+    /// open, every evaluation adds `(depth − switch_drift_m) × interval` to a running score,
+    /// where `depth` is how far the estimate lies inside the challenging zone plus how far
+    /// outside the current one (negative while inside it), and the score never drops below 0;
+    /// the device moves when the score reaches this many metre-seconds. A deep, sudden move
+    /// switches within a few evaluations, a marginal excursion near a boundary takes long.
+    /// 0 selects the older hysteresis band + `switch_n` of `switch_m` rule.
+    pub switch_evidence_m_s: f32,
+    /// Depth (metres) below which an estimate outside the current zone adds no switching
+    /// evidence (it decays instead).
+    pub switch_drift_m: f32,
+    /// Zone-adjacency prior: a move to a zone that does not touch the current one (no point of
+    /// either within `adjacency_m` of the other) needs this many times the evidence.
+    pub teleport_factor: f32,
+    /// Zones closer than this are adjacent, metres.
+    pub adjacency_m: f32,
 }
 
 impl Default for PresenceConfig {
@@ -189,6 +206,10 @@ impl Default for PresenceConfig {
             dwell_milestones_s: vec![10, 30, 120],
             passby_max_s: 8.0,
             hysteresis_m: 2.0,
+            switch_evidence_m_s: 1.5,
+            switch_drift_m: 1.0,
+            teleport_factor: 3.0,
+            adjacency_m: 2.0,
         }
     }
 }
@@ -798,6 +819,35 @@ impl EngineConfig {
             p.add(
                 "engine.presence.hysteresis_m",
                 "hysteresis_m must be 0..=50",
+                None,
+            );
+        }
+        if !pr.switch_evidence_m_s.is_finite() || !(0.0..=1000.0).contains(&pr.switch_evidence_m_s)
+        {
+            p.add(
+                "engine.presence.switch_evidence_m_s",
+                "switch_evidence_m_s must be 0..=1000",
+                None,
+            );
+        }
+        if !pr.switch_drift_m.is_finite() || !(0.0..=50.0).contains(&pr.switch_drift_m) {
+            p.add(
+                "engine.presence.switch_drift_m",
+                "switch_drift_m must be 0..=50",
+                None,
+            );
+        }
+        if !pr.teleport_factor.is_finite() || !(1.0..=100.0).contains(&pr.teleport_factor) {
+            p.add(
+                "engine.presence.teleport_factor",
+                "teleport_factor must be 1..=100",
+                None,
+            );
+        }
+        if !pr.adjacency_m.is_finite() || !(0.0..=50.0).contains(&pr.adjacency_m) {
+            p.add(
+                "engine.presence.adjacency_m",
+                "adjacency_m must be 0..=50",
                 None,
             );
         }

@@ -23,6 +23,8 @@ const HOUSEKEEPING_MS: u64 = 1000;
 const SLOT_BITS: u32 = 22;
 const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
 const MAX_DEADLINE: u64 = (1 << (64 - SLOT_BITS)) - 1;
+/// Largest per-evaluation switching depth, metres (bounds one wild estimate's weight).
+const MAX_DEPTH_M: f32 = 8.0;
 /// Devices sampled when choosing a capacity-eviction victim.
 const EVICTION_SAMPLE: usize = 8;
 
@@ -141,6 +143,10 @@ enum Eval {
         zone: u16,
         conf: f32,
         method: LocateMethod,
+        /// With a session open (evidence mode): how far the estimate lies inside `zone` plus
+        /// how far outside the session's zone, metres; negative while inside the session's
+        /// zone (then `zone` is the session's zone). Otherwise 0.
+        depth: f32,
     },
 }
 
@@ -181,6 +187,8 @@ pub struct Engine {
     m_mask: u16,
     switch_n: u32,
     switch_mask: u16,
+    /// Zone adjacency, row-major `zones × zones`.
+    adjacent: Vec<bool>,
 }
 
 impl core::fmt::Debug for Engine {
@@ -358,6 +366,7 @@ impl Engine {
                 (1u16 << p.switch_m) - 1
             },
             nodes_offline: 0,
+            adjacent: adjacency(&zones, p.adjacency_m),
             nodes,
             node_index,
             zones,
@@ -918,13 +927,27 @@ impl Engine {
             }
         }
         let current = d.zone;
+        let in_session = current != NONE16 && d.has(flag::SESSION);
+        let evidence_mode = self.config.presence.switch_evidence_m_s > 0.0;
         let hyst = self.config.presence.hysteresis_m;
         let u = est.uncertainty_m.max(0.5);
-        // Stay in the current zone while the estimate is within the hysteresis band.
         let mut choice: Option<(u16, f32)> = None;
-        if current != NONE16 && d.has(flag::SESSION) {
+        // Evidence mode: how far outside the session's zone the estimate lies.
+        let mut outside_current = 0.0f32;
+        let mut depth = 0.0f32;
+        if in_session {
             if let Some(z) = self.zones.get(usize::from(current)) {
-                if let Some(s) = z.shape.signed_distance(est.pos, hyst) {
+                if evidence_mode {
+                    if let Some(s) = z.shape.signed_distance(est.pos, f32::INFINITY) {
+                        if s >= 0.0 {
+                            choice = Some((current, s));
+                            depth = -s;
+                        } else {
+                            outside_current = -s;
+                        }
+                    }
+                } else if let Some(s) = z.shape.signed_distance(est.pos, hyst) {
+                    // Stay in the current zone while the estimate is within the hysteresis band.
                     choice = Some((current, s + hyst));
                 }
             }
@@ -936,6 +959,10 @@ impl Engine {
                         choice = Some((i as u16, s));
                     }
                 }
+            }
+            if in_session && evidence_mode {
+                depth = ((choice.map_or(0.0, |(_, s)| s) + outside_current) * 2.0 / u.max(1.0))
+                    .min(MAX_DEPTH_M);
             }
         }
         self.stats.evaluations += 1;
@@ -950,6 +977,7 @@ impl Engine {
                         zone,
                         conf,
                         method: est.method,
+                        depth,
                     }
                 }
             }
@@ -960,6 +988,7 @@ impl Engine {
                         zone: OUTSIDE,
                         conf: evidence * witness,
                         method: est.method,
+                        depth,
                     }
                 } else {
                     Eval::Unknown
@@ -971,13 +1000,77 @@ impl Engine {
 
     fn evaluate(&mut self, now: u64, slot: u32) {
         let (_, ev) = self.locate_device(now, slot);
-        let Eval::At { zone, conf, method } = ev else {
+        let Eval::At {
+            zone,
+            conf,
+            method,
+            depth,
+        } = ev
+        else {
             return;
         };
+        let p = &self.config.presence;
+        let evidence_mode = p.switch_evidence_m_s > 0.0;
+        let (drift, threshold, teleport) =
+            (p.switch_drift_m, p.switch_evidence_m_s, p.teleport_factor);
+        let step_s = self.eval_interval_ms as f32 / 1000.0;
         let Some(d) = self.table.get_mut(slot) else {
             return;
         };
         let in_session = d.has(flag::SESSION);
+        if in_session && evidence_mode {
+            // Sequential test "left the session's zone for `zone`": one-sided CUSUM of depth.
+            if zone == d.zone || depth <= drift {
+                d.last_in_zone = wrap(now);
+            }
+            if zone == d.zone {
+                d.conf = conf;
+                d.method = method_to(method);
+            }
+            let before = d.score;
+            d.score = (d.score + step_s * (depth - drift)).max(0.0);
+            if d.score <= 0.0 || zone == d.zone {
+                if d.score <= 0.0 {
+                    d.cand = NONE16;
+                }
+                return;
+            }
+            if before <= 0.0 || d.cand == NONE16 {
+                d.cand_since = wrap(now);
+            }
+            d.cand = zone;
+            let near = zone == OUTSIDE
+                || self
+                    .adjacent
+                    .get(usize::from(d.zone) * self.zones.len() + usize::from(zone))
+                    .copied()
+                    .unwrap_or(true);
+            let need = if near {
+                threshold
+            } else {
+                threshold * teleport
+            };
+            if d.score < need {
+                return;
+            }
+            let first = now.saturating_sub(u64::from(age(now, d.cand_since)));
+            d.score = 0.0;
+            d.cand = NONE16;
+            d.cand_bits = 0;
+            self.close_session(now, slot, ReasonRule::Moved);
+            if zone != OUTSIDE {
+                let m = self.config.presence.switch_m;
+                let entry = Entry {
+                    zone,
+                    first,
+                    conf,
+                    method,
+                    rule: ReasonRule::Confirmed { n: 1, m },
+                };
+                self.open_session(now, slot, entry);
+            }
+            return;
+        }
         let (n, mask) = if in_session {
             (self.switch_n, self.switch_mask)
         } else {
@@ -1384,6 +1477,32 @@ fn ledger_key(person: &[u8; 16], campaign: u16) -> [u8; 18] {
     k[..16].copy_from_slice(person);
     k[16..].copy_from_slice(&campaign.to_be_bytes());
     k
+}
+
+/// Which zones touch (some point of one within `within_m` of the other), row-major. A zone is
+/// adjacent to itself.
+fn adjacency(zones: &[Zone], within_m: f32) -> Vec<bool> {
+    let n = zones.len();
+    let mut adj = vec![false; n * n];
+    let probe = |a: &Shape, b: &Shape| -> bool {
+        match a {
+            Shape::Polygon { points, .. } => points
+                .iter()
+                .any(|p| b.signed_distance(*p, within_m).is_some()),
+            Shape::Circle { center, radius } => {
+                b.signed_distance(*center, within_m + radius).is_some()
+            }
+        }
+    };
+    for (i, a) in zones.iter().enumerate() {
+        for (j, b) in zones.iter().enumerate() {
+            let touch = i == j || probe(&a.shape, &b.shape) || probe(&b.shape, &a.shape);
+            if let Some(x) = adj.get_mut(i * n + j) {
+                *x = touch;
+            }
+        }
+    }
+    adj
 }
 
 fn dist2(a: Point, b: Point) -> f32 {

@@ -74,6 +74,8 @@ pub(crate) struct Device {
     pub(crate) cand_since: u32,
     pub(crate) baseline: f32,
     pub(crate) conf: f32,
+    /// Evidence (metre-seconds) that the device has left its session's zone for `cand`.
+    pub(crate) score: f32,
     pub(crate) zone: u16,
     pub(crate) cand: u16,
     pub(crate) cand_bits: u16,
@@ -109,6 +111,7 @@ impl Device {
             cand_since: wrap(now),
             baseline: 0.0,
             conf: 0.0,
+            score: 0.0,
             zone: NONE16,
             cand: NONE16,
             cand_bits: 0,

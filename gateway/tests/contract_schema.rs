@@ -917,7 +917,11 @@ fn schema_examples_are_valid() {
         assert!(!examples.is_empty(), "{file} has examples");
         for ex in examples {
             let errs = errors(&v, ex);
-            assert!(errs.is_empty(), "{file} example:\n{}\n{ex:#}", errs.join("\n"));
+            assert!(
+                errs.is_empty(),
+                "{file} example:\n{}\n{ex:#}",
+                errs.join("\n")
+            );
         }
     }
 }
