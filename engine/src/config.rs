@@ -179,7 +179,8 @@ pub struct PresenceConfig {
     /// Evidence-based switching (a sequential likelihood-ratio test over zones): with a session
     /// open, every evaluation adds `(depth − switch_drift_m) × interval` to a running score,
     /// where `depth` is how far the estimate lies inside the challenging zone plus how far
-    /// outside the current one (negative while inside it), and the score never drops below 0;
+    /// outside the current one (negative while inside it), discounted by 2 m / uncertainty
+    /// radius when the estimate is vaguer than 2 m, and the score never drops below 0;
     /// the device moves when the score reaches this many metre-seconds. A deep, sudden move
     /// switches within a few evaluations, a marginal excursion near a boundary takes long.
     /// 0 selects the older hysteresis band + `switch_n` of `switch_m` rule.
@@ -206,8 +207,8 @@ impl Default for PresenceConfig {
             dwell_milestones_s: vec![10, 30, 120],
             passby_max_s: 8.0,
             hysteresis_m: 2.0,
-            switch_evidence_m_s: 1.5,
-            switch_drift_m: 1.0,
+            switch_evidence_m_s: 4.0,
+            switch_drift_m: 2.5,
             teleport_factor: 3.0,
             adjacency_m: 2.0,
         }
@@ -254,7 +255,7 @@ impl Default for FilterConfig {
         Self {
             kind: FilterKind::Kalman,
             median_window: 5,
-            kalman_q: 4.0,
+            kalman_q: 16.0,
             kalman_r: 16.0,
             kalman_gate_sigma: 3.0,
             one_euro_min_cutoff_hz: 0.3,

@@ -25,6 +25,10 @@ const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
 const MAX_DEADLINE: u64 = (1 << (64 - SLOT_BITS)) - 1;
 /// Largest per-evaluation switching depth, metres (bounds one wild estimate's weight).
 const MAX_DEPTH_M: f32 = 8.0;
+/// Switching depth is scaled by `min(1, this / uncertainty radius)`: an estimate at least this
+/// certain counts at face value, a vaguer one for less (scaling up made stationary devices at a
+/// boundary re-placed too often).
+const REFERENCE_UNCERTAINTY_M: f32 = 2.0;
 /// Devices sampled when choosing a capacity-eviction victim.
 const EVICTION_SAMPLE: usize = 8;
 
@@ -961,8 +965,9 @@ impl Engine {
                 }
             }
             if in_session && evidence_mode {
-                depth = ((choice.map_or(0.0, |(_, s)| s) + outside_current) * 2.0 / u.max(1.0))
-                    .min(MAX_DEPTH_M);
+                // Scaled down when the estimate is vaguer than the reference.
+                let metres = choice.map_or(0.0, |(_, s)| s) + outside_current;
+                depth = (metres * (REFERENCE_UNCERTAINTY_M / u).min(1.0)).min(MAX_DEPTH_M);
             }
         }
         self.stats.evaluations += 1;
@@ -1053,19 +1058,21 @@ impl Engine {
             if d.score < need {
                 return;
             }
-            let first = now.saturating_sub(u64::from(age(now, d.cand_since)));
+            let since = u64::from(age(now, d.cand_since));
+            let first = now.saturating_sub(since);
+            // Reported as "confirmed by the evaluations since the evidence began".
+            let evals = (since / u64::from(self.eval_interval_ms.max(1)) + 1).min(16) as u8;
             d.score = 0.0;
             d.cand = NONE16;
             d.cand_bits = 0;
             self.close_session(now, slot, ReasonRule::Moved);
             if zone != OUTSIDE {
-                let m = self.config.presence.switch_m;
                 let entry = Entry {
                     zone,
                     first,
                     conf,
                     method,
-                    rule: ReasonRule::Confirmed { n: 1, m },
+                    rule: ReasonRule::Confirmed { n: evals, m: evals },
                 };
                 self.open_session(now, slot, entry);
             }
@@ -1136,6 +1143,7 @@ impl Engine {
         };
         d.flags |= flag::SESSION;
         d.zone = zone;
+        d.score = 0.0;
         d.session_first = first;
         d.last_in_zone = wrap(now);
         d.conf = conf;

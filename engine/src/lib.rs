@@ -50,11 +50,17 @@
 //!   [0, 1] from the margin to the zone's edge, the method, and missing witnesses (a silent node
 //!   nearer than every hearing node halves it). Below `locate.min_confidence` the zone is
 //!   unknown and an open session runs out its grace.
-//! - **Presence.** A first zone is confirmed by `enter_n` of `enter_m` evaluations; with a session
-//!   open, the device stays while its estimate is within `hysteresis_m` of the zone and moves
-//!   only after `switch_n` of `switch_m` evaluations elsewhere (exit `Moved`, then enter). An
-//!   open session exits `exit_grace_s` after its last in-zone evaluation (`Grace`), with its
-//!   total dwell and a pass-by flag.
+//! - **Presence.** A first zone is confirmed by `enter_n` of `enter_m` evaluations. With a session
+//!   open, leaving is a sequential test: each evaluation adds `(depth − switch_drift_m) ×
+//!   interval` to a score that never drops below 0, where `depth` is how far the estimate lies
+//!   inside the challenging zone (or "outside") plus how far outside the session's zone, scaled
+//!   down when the estimate is vaguer than 2 m; the device moves (exit `Moved`, then enter) when
+//!   the score reaches `switch_evidence_m_s`, or `teleport_factor` times that for a zone that
+//!   does not touch the current one (zone-adjacency prior). A deep move switches within a
+//!   second or two, a marginal excursion at a boundary rarely. (`switch_evidence_m_s = 0`
+//!   selects the older `hysteresis_m` band + `switch_n` of `switch_m` rule.) An open session
+//!   exits `exit_grace_s` after its last in-zone evaluation (`Grace`), with its total dwell and
+//!   a pass-by flag.
 #![deny(missing_docs)]
 
 mod campaign;

@@ -297,6 +297,16 @@ mod tests {
     }
 
     #[test]
+    fn device_record_stays_within_its_budget() {
+        // The record itself; index, free list and timer-heap shares add ~30 bytes (≤ 256 total).
+        assert!(
+            core::mem::size_of::<Device>() <= 208,
+            "{}",
+            core::mem::size_of::<Device>()
+        );
+    }
+
+    #[test]
     fn insert_find_remove_with_collisions() {
         let mut t = Table::new(64);
         // Fingerprints that share a home bucket.

@@ -16,7 +16,7 @@ trap 'rm -rf "$seeds"' EXIT
 python3 seed_corpus.py "$seeds"
 
 for target in $(cargo +nightly fuzz list); do
-    mkdir -p "corpus/$target"
+    mkdir -p "corpus/$target" "$seeds/$target"
     log="$seeds/$target.log"
     if ! cargo +nightly fuzz run "${flags[@]}" "$target" "corpus/$target" "$seeds/$target" -- \
         -max_total_time="$secs" -print_final_stats=1 >"$log" 2>&1; then

@@ -466,9 +466,6 @@ pub fn evaluate_with(
                     latest_open.entry(p.person).or_default().push(i);
                 }
                 EventKind::ZoneExit { presence: p, .. } => {
-                    if std::env::var_os("TUNER_DEBUG").is_some() {
-                        eprintln!("X {:?}", p.reason.rule);
-                    }
                     if let Some(i) = open.remove(&(p.person, p.zone)) {
                         if let Some(s) = sessions.get_mut(i) {
                             s.exit = Some(t);
@@ -605,14 +602,7 @@ pub fn evaluate_with(
     }
     let min_visit = (options.min_visit_s * 1000.0) as u64;
     for idt in &mut ids {
-        merge_detours(
-            &mut idt.visits,
-            if std::env::var_os("TUNER_NOMERGE").is_some() {
-                0
-            } else {
-                min_visit
-            },
-        );
+        merge_detours(&mut idt.visits, min_visit);
     }
     let start = first_t.unwrap_or(0);
     report.seconds = last_t.saturating_sub(start) as f64 / 1000.0;
@@ -680,22 +670,6 @@ pub fn evaluate_with(
                 if v.sessions == 0 {
                     report.missed_sessions += 1;
                 }
-            }
-            if std::env::var_os("TUNER_DEBUG").is_some() {
-                eprintln!(
-                    "V {:?} z{} start {} len {} sess {} enter {:?} exit {:?} swi {}",
-                    idt.engine_person.map(|p| p.bytes()[0]),
-                    v.zone.0,
-                    v.start,
-                    v.end.unwrap_or(last_t).saturating_sub(v.start),
-                    v.sessions,
-                    v.first_enter.map(|e| e as i64 - v.start as i64),
-                    v.last_exit
-                        .flatten()
-                        .zip(v.end)
-                        .map(|(x, e)| x as i64 - e as i64),
-                    v.started_with_identity
-                );
             }
             if !long || v.sessions == 0 {
                 continue;
