@@ -7,7 +7,10 @@
 //!   documented policy holds — every event reaches the outbox or is counted as dropped by class
 //!   and action, campaign triggers are never evicted (only refused, and then logged at error
 //!   level), the outbox stays under `max_bytes`, and nothing panics. Figures come from the
-//!   gateway's own `/metrics`.
+//!   gateway's own `/metrics`;
+//! - a node's clock jumps (a day ahead, back to zero, past `u32::MAX`): its frames are still
+//!   accepted by their counter, none is refused, nothing panics (uplink source in-process
+//!   against a real Mosquitto: `[sources.uplink]` is not wired into `footfall run` yet).
 //!
 //! (Broker restarts, SIGKILL and a broker that is absent and then comes back are in
 //! `gateway/tests/delivery.rs`; forged, replayed, malformed, oversized and flooding uplink
@@ -22,7 +25,13 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{footfall_bin, free_port, replay_to_file, simulate, tempdir, write_config, Proc};
+use footfall_proto::frame::{
+    encode_frame, DeviceRef, FrameHeader, NodeHealth, NodeKey, RssiStats, SightingRecord,
+    FRAME_VERSION, MAX_FRAME_LEN,
+};
+use support::{
+    footfall_bin, free_port, replay_to_file, simulate, tempdir, write_config, Mosquitto, Proc,
+};
 
 /// `footfall eval --json` of a simulated recording.
 fn eval(dir: &Path, name: &str, config: &Path, rec: &Path) -> serde_json::Value {
@@ -288,4 +297,169 @@ fn a_full_outbox_with_the_broker_away_drops_by_policy_and_counts_everything() {
             "{trigger_refused} triggers refused but none logged at error level: {report}"
         );
     }
+}
+
+/// One valid report frame of `node` (two sightings), with the given counter and node clock.
+fn uplink_frame(node: u16, counter: u32, node_time_ms: u32, key: &NodeKey) -> Vec<u8> {
+    let header = FrameHeader {
+        version: FRAME_VERSION,
+        node_id: node,
+        counter,
+        node_time_ms,
+    };
+    let health = NodeHealth {
+        uptime_s: counter,
+        dropped_sightings: 0,
+        dropped_frames: 0,
+        queue_depth: 1,
+        battery_mv: None,
+    };
+    let sightings = [
+        SightingRecord {
+            device: DeviceRef::ShortHash(0x0BAD_CAFE),
+            rssi: RssiStats {
+                count: 2,
+                min: -72,
+                max: -66,
+                mean: -69,
+            },
+            tx_power_dbm: None,
+        },
+        SightingRecord {
+            device: DeviceRef::ShortHash(0x0000_F00D),
+            rssi: RssiStats {
+                count: 1,
+                min: -80,
+                max: -80,
+                mean: -80,
+            },
+            tx_power_dbm: None,
+        },
+    ];
+    let mut buf = [0u8; MAX_FRAME_LEN];
+    let enc = encode_frame(&header, &health, &sightings, &[], key, &mut buf).expect("encode");
+    buf[..enc.len].to_vec()
+}
+
+/// The node clock jumps (a day ahead, back to near zero as after a reboot that kept its
+/// counter, and past `u32::MAX`): frames are accepted on their counter alone, none is refused
+/// and nothing panics. The MQTT uplink source runs in-process against a real Mosquitto (it is
+/// not wired into `footfall run` yet), frames published with `mosquitto_pub` as a node would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_clock_jump_does_not_stop_its_frames() {
+    use footfall_gateway::config::BrokerEndpoint;
+    use footfall_gateway::source::uplink::{UplinkConfig, UplinkSource};
+    use footfall_gateway::source::{Source, SourceEvent};
+
+    let dir = tempdir();
+    let broker = Mosquitto::start(
+        dir.path(),
+        "broker",
+        "allow_anonymous true\nlog_type subscribe",
+        "",
+    );
+    let key = NodeKey([0x5a; 16]);
+    let endpoint = BrokerEndpoint {
+        host: "127.0.0.1".into(),
+        port: broker.port,
+        tls: None,
+        credentials: None,
+        keepalive_s: 5,
+    };
+    let source = UplinkSource::new(
+        UplinkConfig::default(),
+        &endpoint,
+        "s1",
+        "footfall/v1",
+        std::collections::HashMap::from([(1, key)]),
+        Some(dir.path()),
+    )
+    .expect("uplink source");
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(Box::new(source).run(tx, shutdown.clone()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !broker.log().contains("footfall/v1/s1/nodes/+/uplink") {
+        assert!(
+            Instant::now() < deadline,
+            "the source never subscribed:\n{}",
+            broker.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let day_ms = 86_400_000u32;
+    let times: Vec<u32> = (0..5)
+        .map(|i| 1_000 * i)
+        .chain((0..5).map(|i| day_ms + 1_000 * i))
+        .chain((0..5).map(|i| 10 + i))
+        .chain((0..5).map(|i| (u32::MAX - 2_000).wrapping_add(1_000 * i)))
+        .collect();
+    let topic = "footfall/v1/s1/nodes/1/uplink";
+    let last_counter = 100 + times.len() as u32 - 1;
+    for (i, t) in times.iter().enumerate() {
+        let payload = dir.path().join(format!("frame-{i}.bin"));
+        std::fs::write(&payload, uplink_frame(1, 100 + i as u32, *t, &key)).expect("frame");
+        let port = broker.port.to_string();
+        let st = Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &port, "-q", "1", "-t", topic])
+            .arg("-f")
+            .arg(&payload)
+            .status()
+            .expect("mosquitto_pub");
+        assert!(st.success(), "mosquitto_pub failed");
+    }
+
+    // Everything up to the last frame's report (its inputs follow it: NodeAlive + 2 sightings).
+    let mut reports = 0usize;
+    let mut sightings = 0usize;
+    let mut rejected: Vec<&'static str> = Vec::new();
+    let mut last_seen = false;
+    let mut after_last = 0usize;
+    let mut times_at: Vec<u64> = Vec::new();
+    while !(last_seen && after_last >= 3) {
+        let ev = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("frames stopped: {reports} reports, {sightings} sightings, {rejected:?}")
+            })
+            .expect("source channel open");
+        if last_seen {
+            after_last += 1;
+        }
+        match ev {
+            SourceEvent::NodeReport { health, .. } => {
+                reports += 1;
+                last_seen |= health.uptime_s == last_counter;
+            }
+            SourceEvent::Input { at, input, .. } => {
+                if matches!(input, footfall_engine::input::Input::Sighting(_)) {
+                    sightings += 1;
+                    times_at.push(at.0);
+                }
+            }
+            SourceEvent::Rejected { reason, .. } => rejected.push(reason),
+            _ => {}
+        }
+    }
+    shutdown.cancel();
+    let ended = tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("source stops on shutdown")
+        .expect("source task did not panic");
+    assert!(ended.is_ok(), "source ended with an error: {ended:?}");
+    let spread =
+        times_at.iter().max().copied().unwrap_or(0) - times_at.iter().min().copied().unwrap_or(0);
+    eprintln!(
+        "clock jump: {} frames sent, {reports} reports, {sightings} sightings accepted, rejected \
+         {rejected:?}, input time spread {spread} ms (the gateway stamps inputs with its own \
+         clock)",
+        times.len()
+    );
+    assert!(
+        rejected.is_empty(),
+        "frames refused after a clock jump: {rejected:?}"
+    );
+    assert_eq!(reports, times.len(), "frames lost");
+    assert_eq!(sightings, 2 * times.len(), "sightings lost");
 }
