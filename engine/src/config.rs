@@ -147,7 +147,8 @@ pub struct EngineConfig {
     /// When a silent node is declared offline.
     pub node_timeout: NodeTimeoutConfig,
     /// Store-local time = UTC + this offset, minutes; used by campaign hours and days.
-    /// A fixed offset: the gateway updates it across daylight-saving changes.
+    /// A fixed offset: across daylight-saving changes the operator updates it and restarts the
+    /// gateway (time zones with DST rules are not modelled yet).
     pub utc_offset_minutes: i32,
 }
 

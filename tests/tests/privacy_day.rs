@@ -1,7 +1,8 @@
 //! Privacy over a long simulated day, through the real binary: `footfall simulate` of the
 //! boutique store with a short salt period (10 min, so the pseudonym salt rotates several times
-//! within the run), then `footfall replay --out` of that recording, and every published byte is
-//! checked against what the recording and the config hold:
+//! within the run), then `footfall replay --out` of that recording and `footfall replay --mqtt`
+//! of it to a real Mosquitto with `mosquitto_sub -v` capturing every topic and payload; every
+//! published byte is checked against what the recording and the config hold:
 //!
 //! - no advertiser address (`AA:BB:…`, `aabb…`, reversed byte order, any case or separator), no
 //!   beacon id, Eddystone namespace/instance or ephemeral id, and no key or secret from the config
@@ -20,7 +21,10 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use support::{replay_to_file, repo_root, simulate, tempdir};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{replay_mqtt, replay_to_file, repo_root, simulate, tempdir, Mosquitto, Proc};
 
 const SALT_PERIOD_S: u64 = 600;
 const MIN_OCCUPANCY: u64 = 3;
@@ -121,7 +125,8 @@ fn a_long_day_publishes_no_identifier_and_rotates_pseudonyms() {
 
     let rec = simulate(dir.path(), "day", &config, minutes, 20_261_123);
     let events = replay_to_file(dir.path(), "day", &config, &rec);
-    let published = std::fs::read_to_string(dir.path().join("day.jsonl")).expect("read events");
+    let published_file =
+        std::fs::read_to_string(dir.path().join("day.jsonl")).expect("read events");
     assert!(events.len() > 100, "only {} events published", events.len());
 
     // ---- what the recording knows: addresses, beacon ids, opted-in beacon ids ----------------
@@ -205,6 +210,62 @@ fn a_long_day_publishes_no_identifier_and_rotates_pseudonyms() {
         4,
         "the secret, IRK, tag key and node key were not all found: {secrets:?}"
     );
+
+    // ---- the same day through a real broker: every topic and payload as a subscriber sees it --
+    let broker = Mosquitto::start(
+        dir.path(),
+        "broker",
+        "allow_anonymous true\nlog_type subscribe",
+        "",
+    );
+    let mqtt_config = dir.path().join("boutique-mqtt.toml");
+    std::fs::write(
+        &mqtt_config,
+        format!(
+            "{config_text}\n[gateway]\nstate_dir = \"state-mqtt\"\n\n[broker]\nurl = \"{}\"\n",
+            broker.url()
+        ),
+    )
+    .expect("write mqtt config");
+    let mut sub_cmd = Command::new("mosquitto_sub");
+    sub_cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &broker.port.to_string(),
+        "-V",
+        "mqttv5",
+        "-q",
+        "1",
+        "-v",
+        "-t",
+        "footfall/#",
+        "-C",
+        &events.len().to_string(),
+    ]);
+    let mut sub = Proc::spawn("capture", sub_cmd, dir.path());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !broker.log().contains("footfall/#") {
+        assert!(
+            Instant::now() < deadline,
+            "mosquitto_sub never subscribed:\n{}",
+            broker.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    replay_mqtt(dir.path(), "day", &mqtt_config, &rec).wait_ok(Duration::from_secs(120));
+    sub.wait_ok(Duration::from_secs(60));
+    let captured = std::fs::read_to_string(&sub.stdout).expect("capture");
+    let captured_lines = captured
+        .lines()
+        .filter(|l| l.starts_with("footfall/v1/boutique/"))
+        .count();
+    assert!(
+        captured_lines >= events.len(),
+        "captured {captured_lines} messages, {} events published",
+        events.len()
+    );
+    let published = format!("{published_file}\n{captured}");
 
     // ---- no identifier in any published byte ------------------------------------------------
     let w12 = hex_windows(&published, 12);
@@ -369,7 +430,7 @@ fn a_long_day_publishes_no_identifier_and_rotates_pseudonyms() {
     }
     assert!(suppressed > 0, "no occupancy report was suppressed");
     eprintln!(
-        "privacy day: {minutes} min, {} events, {} addresses and {} ids and {} secrets absent, \
+        "privacy day: {minutes} min, {} events ({captured_lines} captured from mosquitto), {} addresses and {} ids and {} secrets absent, \
          {pseudonyms} pseudonyms over {rotations} rotations ({salt_exits} salt_rotated exits), \
          {} triggers to {} campaign ids ({stable} seen in >1 salt period; {} opted-in beacons \
          heard), occupancy {counted} published / {suppressed} suppressed",
