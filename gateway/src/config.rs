@@ -534,7 +534,12 @@ impl Config {
             Ok(c) => c,
             Err(e) => {
                 let (line, col) = e.span().map_or((0, 0), |s| line_col(text, s.start));
-                let message = e.message().trim().replace('\n', " ");
+                let mut message = e.message().trim().replace('\n', " ");
+                if message.is_empty() {
+                    // The TOML parser has no words for some lexical errors (e.g. a control
+                    // character in a comment); never print an empty diagnostic.
+                    message = "invalid TOML syntax (a stray or control character?)".to_owned();
+                }
                 let hint = if message.contains("unknown field") {
                     Some("check the spelling; every key is listed in docs/config.md".to_owned())
                 } else {

@@ -10,7 +10,7 @@
 //!   gateway's own `/metrics`;
 //! - a node's clock jumps (a day ahead, back to zero, past `u32::MAX`): its frames are still
 //!   accepted by their counter, none is refused, nothing panics (uplink source in-process
-//!   against a real Mosquitto: `[sources.uplink]` is not wired into `footfall run` yet).
+//!   against a real Mosquitto).
 //!
 //! (Broker restarts, SIGKILL and a broker that is absent and then comes back are in
 //! `gateway/tests/delivery.rs`; forged, replayed, malformed, oversized and flooding uplink
@@ -345,8 +345,8 @@ fn uplink_frame(node: u16, counter: u32, node_time_ms: u32, key: &NodeKey) -> Ve
 
 /// The node clock jumps (a day ahead, back to near zero as after a reboot that kept its
 /// counter, and past `u32::MAX`): frames are accepted on their counter alone, none is refused
-/// and nothing panics. The MQTT uplink source runs in-process against a real Mosquitto (it is
-/// not wired into `footfall run` yet), frames published with `mosquitto_pub` as a node would.
+/// and nothing panics. The MQTT uplink source runs in-process against a real Mosquitto, frames
+/// published with `mosquitto_pub` as a node would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_clock_jump_does_not_stop_its_frames() {
     use footfall_gateway::config::BrokerEndpoint;

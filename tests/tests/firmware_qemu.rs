@@ -7,71 +7,19 @@
 //! aggregation of the recorded advertisements, computed here on the host with the firmware's
 //! own table over the same bytes.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use footfall_firmware::observe::observe;
 use footfall_firmware::recording::{Recording, TEST_NODE_ID, TEST_NODE_KEY, WINDOW_MS};
 use footfall_firmware::table::SightingTable;
 use footfall_proto::frame::{verify_frame, DeviceRef, NodeReport, SightingRecord, WearableRecord};
-
-const TARGET: &str = "thumbv7em-none-eabihf";
+use support::qemu::run_firmware;
 
 /// One window's content as the gateway sees it: sightings in order, and each wearable sample
 /// with the device it belongs to (its in-frame index zeroed).
 type Window = (Vec<SightingRecord>, Vec<(DeviceRef, WearableRecord)>);
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn require_tools() {
-    let qemu = Command::new("qemu-system-arm").arg("--version").output();
-    assert!(
-        qemu.as_ref().is_ok_and(|o| o.status.success()),
-        "qemu-system-arm is not installed: run scripts/test (scripts/setup.sh test installs it), \
-         or apt-get install qemu-system-arm"
-    );
-    let targets = Command::new("rustup")
-        .args(["target", "list", "--installed"])
-        .output();
-    if let Ok(out) = targets {
-        // Without rustup (a distro toolchain) the build below reports a missing target itself.
-        assert!(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .any(|l| l.trim() == TARGET),
-            "Rust target {TARGET} is missing: run scripts/test (scripts/setup.sh test adds it), \
-             or rustup target add {TARGET}"
-        );
-    }
-}
-
-/// Builds and runs the QEMU firmware; its stdout.
-fn run_firmware() -> String {
-    require_tools();
-    let root = repo_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(root.join("firmware/qemu"))
-        .args(["run", "--release", "--locked", "--quiet"])
-        .env("CARGO_TARGET_DIR", root.join("target/firmware-qemu"))
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .output()
-        .expect("spawn cargo for firmware/qemu");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "firmware/qemu failed ({}).\nstdout:\n{stdout}\nstderr:\n{}\n(run scripts/test to install \
-         qemu-system-arm and the {TARGET} target)",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
 
 /// What the gateway should decode, window by window: the firmware's own table over the
 /// recording, keyed by the window's end (the frames' `node_time_ms`).

@@ -132,10 +132,34 @@ fn config_sources(loaded: &Loaded) -> anyhow::Result<Vec<Box<dyn Source>>> {
         .map_err(|e| anyhow::anyhow!("replay {}: {e}", path.display()))?;
         out.push(Box::new(src));
     }
-    if cfg.sources.ble.is_some() || cfg.sources.uplink.is_some() {
-        tracing::warn!(
-            "[sources.ble] / [sources.uplink] are configured but not wired into this build yet"
-        );
+    if let Some(u) = cfg.sources.uplink.as_ref().filter(|u| u.enabled) {
+        // The uplink client speaks MQTT 3.1.1: on the embedded broker that is the `listen`
+        // port (the sink's endpoint is rumqttd's MQTT 5 listener beside it).
+        let mut endpoint = loaded.endpoint.clone();
+        if let BrokerTarget::Embedded(listen) = loaded.broker {
+            endpoint.port = listen.port();
+            if !listen.ip().is_unspecified() {
+                endpoint.host = listen.ip().to_string();
+            }
+        }
+        out.push(Box::new(crate::source::uplink::UplinkSource::new(
+            u.clone(),
+            &endpoint,
+            &cfg.store.store_id,
+            &cfg.gateway.topic_prefix,
+            loaded.node_keys.clone(),
+            Some(&loaded.state_dir),
+        )?));
+    }
+    if let Some(b) = cfg.sources.ble.as_ref().filter(|b| b.enabled) {
+        out.push(Box::new(
+            crate::source::ble::BleSource::new(
+                b.clone(),
+                loaded.node_keys.clone(),
+                Some(&loaded.state_dir),
+            )
+            .map_err(|e| anyhow::anyhow!("[sources.ble]: {e}"))?,
+        ));
     }
     Ok(out)
 }
