@@ -2,36 +2,33 @@
 //! broker → engine → events on the broker → a real subscriber.
 //!
 //! Runs `firmware/qemu` (the anchor role over the checked-in recording, on QEMU) for its
-//! `FRAME <hex>` lines, starts Mosquitto, and runs the gateway service (`serve`: outbox,
-//! engine, sink, `/metrics`) with its uplink source against that broker. The gateway runs
-//! in-process because `[sources.uplink]` is not wired into `footfall run` yet
-//! (`gateway/src/cli/service.rs` only warns about it); the source is built from the same loaded
-//! config (`[sources.uplink]`, `[[auth.nodes]]`, `[broker]`, `state_dir`) `run` would use.
-//! The frames are published, in order, as the node would on `{prefix}/{store}/nodes/{node}/uplink`,
-//! and an MQTT 5 subscriber on `footfall/v1/#` records what the gateway publishes.
+//! `FRAME <hex>` lines, starts Mosquitto and `footfall run --config` with `[sources.uplink]`,
+//! the node's key in `[[auth.nodes]]`, the broker URL, `/metrics` on a free port and its state
+//! in a temporary directory. The frames are published, in order, as the node would on
+//! `{prefix}/{store}/nodes/{node}/uplink`, and an MQTT 5 subscriber on `footfall/v1/#` records
+//! what the gateway publishes.
 //!
 //! Checked: `/metrics` counts every frame's inputs and no rejection; zone enter events arrive
 //! (at least one) and every person id is a pseudonym (`p-…`) or campaign id (`c-…`), and no
 //! device identity from the recording appears in any published byte; the node's status is
 //! retained; the first frame published again is rejected as `replayed`.
 //!
-//! The gateway stamps uplink inputs with their arrival time, so the frames are published a
-//! little apart (pacing, not a timing assertion) and presence confirms on one evaluation.
+//! The gateway stamps uplink inputs with their arrival time (the frames' `node_time_ms` is not
+//! used for engine time), so the frames are published a little apart — pacing, not a timing
+//! assertion — for the default `[engine.presence]` rule (`enter_n = 2` of `enter_m = 3`
+//! evaluations, every 250 ms while a device is heard) to confirm presence.
 
 mod support;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use footfall_firmware::recording::{TEST_NODE_ID, TEST_NODE_KEY};
-use footfall_gateway::cli::service::{serve, ServiceOptions};
-use footfall_gateway::config::Config;
-use footfall_gateway::source::uplink::UplinkSource;
 use footfall_proto::frame::{verify_frame, DeviceRef, NodeReport};
-use support::{free_port, qemu, tempdir, Mosquitto, Observer, Received};
-use tokio_util::sync::CancellationToken;
+use support::{footfall_bin, free_port, qemu, tempdir, Mosquitto, Observer, Proc, Received};
 
 const STORE: &str = "qemu-store";
 const PREFIX: &str = "footfall/v1";
@@ -115,21 +112,6 @@ fn is_person_id(p: &str) -> bool {
         && rest.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Cancels the service and shuts the runtime down when dropped (also on a failed assertion).
-struct Service {
-    stop: CancellationToken,
-    rt: Option<tokio::runtime::Runtime>,
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_timeout(Duration::from_secs(10));
-        }
-    }
-}
-
 #[test]
 fn qemu_frames_through_the_broker_become_zone_events() {
     // 1. The firmware's frames, verified here first so a failure below is the gateway's.
@@ -182,10 +164,6 @@ id = "{ZONE}"
 kind = "display"
 shape = {{ type = "node_radius", node = {node}, radius_m = 4.0 }}
 
-[engine.presence]
-enter_n = 1
-enter_m = 1
-
 [engine.privacy]
 # Test secret only.
 secret = "7e577e577e577e577e577e577e577e577e577e577e577e577e577e577e577e57"
@@ -199,7 +177,6 @@ url = "{url}"
 
 [sources.uplink]
 enabled = true
-max_frames_per_s_per_node = 0
 
 [[auth.nodes]]
 id = {node}
@@ -213,55 +190,19 @@ listen = "127.0.0.1:{http}"
     );
     let config_path = dir.path().join("gateway.toml");
     std::fs::write(&config_path, &config_text).expect("write config");
-    let loaded = Config::load(&config_path).unwrap_or_else(|d| panic!("config: {d}"));
-    assert_eq!(loaded.node_keys.get(&node), Some(&TEST_NODE_KEY));
 
-    // 3. The gateway: the service with the config's uplink source.
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let service = Service {
-        stop: CancellationToken::new(),
-        rt: Some(rt),
-    };
-    let uplink_cfg = loaded
-        .config
-        .sources
-        .uplink
-        .clone()
-        .expect("[sources.uplink]");
-    let source = {
-        let _g = service.rt.as_ref().expect("runtime").enter();
-        UplinkSource::new(
-            uplink_cfg,
-            &loaded.endpoint,
-            STORE,
-            PREFIX,
-            loaded.node_keys.clone(),
-            Some(&loaded.state_dir),
-        )
-        .expect("uplink source")
-    };
-    let opts = ServiceOptions {
-        extra_sources: vec![Box::new(source)],
-        config_sources: false,
-        ..ServiceOptions::default()
-    };
-    let stop = service.stop.clone();
-    let task = service
-        .rt
-        .as_ref()
-        .expect("runtime")
-        .spawn(async move { serve(loaded, opts, stop).await });
+    // 3. The gateway: `footfall run --config`.
+    let mut cmd = Command::new(footfall_bin());
+    cmd.arg("run").arg("--config").arg(&config_path);
+    let mut gateway = Proc::spawn("gateway", cmd, dir.path());
     let deadline = Instant::now() + WAIT;
     let uplink_filter = format!("{PREFIX}/{STORE}/nodes/+/uplink");
     while !broker.log().contains(&uplink_filter) {
         assert!(
-            !task.is_finished() && Instant::now() < deadline,
-            "the gateway never subscribed to {uplink_filter}:\n{}",
-            broker.log()
+            gateway.running() && Instant::now() < deadline,
+            "the gateway never subscribed to {uplink_filter}:\n{}\n{}",
+            broker.log(),
+            gateway.output()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -394,6 +335,6 @@ listen = "127.0.0.1:{http}"
     drop(node_client);
     drop(late);
     drop(sub);
-    drop(service);
+    gateway.kill();
     drop(broker);
 }
