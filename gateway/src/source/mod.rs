@@ -1,6 +1,6 @@
 //! Sources: everything that feeds the engine (BLE, MQTT uplink, replay, simulator).
 //!
-//! CONTRACT (see docs/TEAM-NOTES.md): every source implements [`Source`] and sends
+//! Every source implements [`Source`] and sends
 //! [`SourceEvent`]s into a bounded channel owned by the runtime. A source that finds the
 //! channel full counts the drop (it never blocks its radio or socket for long).
 
