@@ -19,8 +19,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -136,33 +134,6 @@ fn a_silent_node_is_reported_and_events_continue() {
     );
 }
 
-/// `GET /metrics` → (name with labels → value).
-fn metrics(port: u16) -> Option<BTreeMap<String, f64>> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    let (_, body) = body.split_once("\r\n\r\n")?;
-    Some(
-        body.lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .filter_map(|l| {
-                let (k, v) = l.rsplit_once(' ')?;
-                Some((k.to_owned(), v.parse().ok()?))
-            })
-            .collect(),
-    )
-}
-
-fn sum(m: &BTreeMap<String, f64>, prefix: &str) -> f64 {
-    m.iter()
-        .filter(|(k, _)| k.starts_with(prefix))
-        .map(|(_, v)| v)
-        .sum()
-}
-
 #[test]
 fn a_full_outbox_with_the_broker_away_drops_by_policy_and_counts_everything() {
     const MAX_BYTES: f64 = 4_096.0;
@@ -194,10 +165,10 @@ fn a_full_outbox_with_the_broker_away_drops_by_policy_and_counts_everything() {
     let mut stable_polls = 0;
     let key = |m: &BTreeMap<String, f64>| {
         (
-            sum(m, "footfall_sightings_total"),
-            sum(m, "footfall_events_total"),
-            sum(m, "footfall_outbox_appended_total"),
-            sum(m, "footfall_outbox_dropped_total"),
+            support::metrics::sum(m, "footfall_sightings_total"),
+            support::metrics::sum(m, "footfall_events_total"),
+            support::metrics::sum(m, "footfall_outbox_appended_total"),
+            support::metrics::sum(m, "footfall_outbox_dropped_total"),
         )
     };
     let m = loop {
@@ -206,9 +177,10 @@ fn a_full_outbox_with_the_broker_away_drops_by_policy_and_counts_everything() {
             "the gateway exited with a full outbox:\n{}",
             gw.output()
         );
-        let now = metrics(http);
+        let now = support::metrics::scrape(http);
         if let (Some(now), Some(prev)) = (&now, &last) {
-            if sum(now, "footfall_sightings_total") > 0.0 && key(now) == key(prev) {
+            if support::metrics::sum(now, "footfall_sightings_total") > 0.0 && key(now) == key(prev)
+            {
                 stable_polls += 1;
             } else {
                 stable_polls = 0;
@@ -232,12 +204,12 @@ fn a_full_outbox_with_the_broker_away_drops_by_policy_and_counts_everything() {
     gw.kill();
     assert!(!log.contains("panicked"), "{log}");
 
-    let events = sum(&m, "footfall_events_total");
-    let appended = sum(&m, "footfall_outbox_appended_total");
-    let depth = sum(&m, "footfall_outbox_depth");
-    let bytes = sum(&m, "footfall_outbox_bytes");
-    let acked = sum(&m, "footfall_outbox_acked_total");
-    let published = sum(&m, "footfall_published_total");
+    let events = support::metrics::sum(&m, "footfall_events_total");
+    let appended = support::metrics::sum(&m, "footfall_outbox_appended_total");
+    let depth = support::metrics::sum(&m, "footfall_outbox_depth");
+    let bytes = support::metrics::sum(&m, "footfall_outbox_bytes");
+    let acked = support::metrics::sum(&m, "footfall_outbox_acked_total");
+    let published = support::metrics::sum(&m, "footfall_published_total");
     let dropped: BTreeMap<&str, f64> = m
         .iter()
         .filter(|(k, _)| k.starts_with("footfall_outbox_dropped_total"))
@@ -250,11 +222,11 @@ fn a_full_outbox_with_the_broker_away_drops_by_policy_and_counts_everything() {
         .filter(|(k, _)| k.contains("action=\"refused\""))
         .map(|(_, v)| v)
         .sum();
-    let trigger_refused = sum(
+    let trigger_refused = support::metrics::sum(
         &m,
         "footfall_outbox_dropped_total{class=\"campaign_trigger\",action=\"refused\"}",
     );
-    let trigger_evicted = sum(
+    let trigger_evicted = support::metrics::sum(
         &m,
         "footfall_outbox_dropped_total{class=\"campaign_trigger\",action=\"evicted\"}",
     );
@@ -263,7 +235,7 @@ fn a_full_outbox_with_the_broker_away_drops_by_policy_and_counts_everything() {
          engine emitted {events}, appended {appended}, in \
          outbox {depth} ({bytes} B of {MAX_BYTES}), acked {acked}, published {published}, \
          dropped {dropped:?}",
-        sum(&m, "footfall_sightings_total"),
+        support::metrics::sum(&m, "footfall_sightings_total"),
         expected.len()
     );
     eprintln!("full outbox: {report}");

@@ -21,8 +21,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -37,33 +35,6 @@ const ZONE: &str = "counter";
 const PACE: Duration = Duration::from_millis(300);
 const WAIT: Duration = Duration::from_secs(30);
 
-/// `GET /metrics` → (name with labels → value).
-fn metrics(port: u16) -> Option<BTreeMap<String, f64>> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    let (_, body) = body.split_once("\r\n\r\n")?;
-    Some(
-        body.lines()
-            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-            .filter_map(|l| {
-                let (k, v) = l.rsplit_once(' ')?;
-                Some((k.to_owned(), v.parse().ok()?))
-            })
-            .collect(),
-    )
-}
-
-fn sum(m: &BTreeMap<String, f64>, prefix: &str) -> f64 {
-    m.iter()
-        .filter(|(k, _)| k.starts_with(prefix))
-        .map(|(_, v)| v)
-        .sum()
-}
-
 /// Polls `/metrics` until `done` holds; fails after [`WAIT`] with the last scrape.
 fn wait_metrics(
     port: u16,
@@ -73,7 +44,7 @@ fn wait_metrics(
     let deadline = Instant::now() + WAIT;
     let mut last = None;
     loop {
-        if let Some(m) = metrics(port) {
+        if let Some(m) = support::metrics::scrape(port) {
             if done(&m) {
                 return m;
             }
@@ -229,7 +200,7 @@ listen = "127.0.0.1:{http}"
         frames.len()
     );
     assert_eq!(
-        sum(&m, "footfall_frames_rejected_total"),
+        support::metrics::sum(&m, "footfall_frames_rejected_total"),
         0.0,
         "frames rejected: {m:#?}"
     );
@@ -250,7 +221,11 @@ listen = "127.0.0.1:{http}"
         m.get(&replayed_key).copied().unwrap_or(0.0) >= 1.0
     });
     assert_eq!(m.get(&replayed_key).copied(), Some(1.0));
-    assert_eq!(sum(&m, "footfall_frames_rejected_total"), 1.0, "{m:#?}");
+    assert_eq!(
+        support::metrics::sum(&m, "footfall_frames_rejected_total"),
+        1.0,
+        "{m:#?}"
+    );
     assert_eq!(
         m.get(&sightings_key).copied(),
         Some(expected_inputs as f64),

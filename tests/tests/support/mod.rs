@@ -8,6 +8,7 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 pub mod certs;
+pub mod metrics;
 pub mod qemu;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
