@@ -10,6 +10,11 @@
 //! (MQTT 3.1.1, QoS 1) matching event ids; emit times are stamped by a hook in the runtime.
 //! The engine's own confirmation delay (N-of-M evaluations, dwell milestones) is policy, not
 //! pipeline latency, and is not part of these figures.
+//!
+//! With `--devices N` the tool measures memory instead: the whole gateway with `N` devices live
+//! at once (see [`memory`]).
+
+pub mod memory;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -65,6 +70,18 @@ pub struct BenchArgs {
     /// Simulator seed.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// Memory mode: instead of latency runs, drive this many distinct devices through the whole
+    /// gateway (`footfall run` wiring, embedded broker) for `--seconds` and report its peak and
+    /// steady resident memory.
+    #[arg(long, value_name = "N")]
+    pub devices: Option<u32>,
+    /// Memory mode: sightings per second (each device is heard by its three nearest nodes once
+    /// per pass, so a pass over N devices takes 3·N / rate seconds).
+    #[arg(long, default_value_t = 50_000, value_name = "PER_S")]
+    pub device_rate: u64,
+    /// Memory mode: set `[engine.limits] max_events_queued` (default: the config default).
+    #[arg(long, value_name = "N")]
+    pub max_events_queued: Option<u32>,
 }
 
 /// One measured run.
@@ -387,6 +404,40 @@ async fn one_run(
     })
 }
 
+async fn run_memory(a: &BenchArgs, devices: u32) -> anyhow::Result<()> {
+    let args = memory::MemoryArgs {
+        devices,
+        rate: a.device_rate.max(1),
+        seconds: a.seconds,
+        fsync: !a.no_fsync,
+        seed: a.seed,
+        max_events_queued: a.max_events_queued,
+    };
+    let pass_s = (memory::LINKS_PER_DEVICE as f64 * f64::from(devices)) / args.rate as f64;
+    if (a.seconds as f64) < 2.0 * pass_s {
+        eprintln!(
+            "bench: a pass over {devices} devices takes {pass_s:.1} s at {} sightings/s; \
+             --seconds {} leaves little time with all of them live",
+            args.rate, a.seconds
+        );
+    }
+    eprintln!(
+        "bench: memory, {devices} devices, {} sightings/s, {} s…",
+        args.rate, a.seconds
+    );
+    let dir = tempfile_dir("memory")?;
+    let report = memory::run(&args, &dir).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    print!("{}", report?.render(&args));
+    Ok(())
+}
+
+fn tempfile_dir(what: &str) -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("footfall-bench-{what}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 fn extract_id(payload: &[u8]) -> Option<String> {
     // `"id":"` is the second member of every envelope; avoid a full JSON parse per message.
     let text = std::str::from_utf8(payload).ok()?;
@@ -396,8 +447,11 @@ fn extract_id(payload: &[u8]) -> Option<String> {
     rest.get(..end).map(str::to_owned)
 }
 
-/// Runs the benchmark and prints a Markdown table.
+/// Runs the benchmark and prints a Markdown table (or, with `--devices`, the memory report).
 pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
+    if let Some(devices) = a.devices {
+        return run_memory(&a, devices).await;
+    }
     let rates: Vec<Option<u64>> = a
         .rates
         .iter()

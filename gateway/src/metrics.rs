@@ -31,6 +31,7 @@ struct Histogram {
 #[derive(Debug, Default)]
 struct Labelled {
     sightings: BTreeMap<(&'static str, Option<NodeId>), u64>,
+    accepted: BTreeMap<(&'static str, NodeId), u64>,
     rejected: BTreeMap<(&'static str, Option<NodeId>, &'static str), u64>,
     events: BTreeMap<&'static str, u64>,
     scanner_restarts: BTreeMap<(&'static str, String), u64>,
@@ -87,6 +88,14 @@ pub fn sighting(source: &'static str, node: Option<NodeId>) {
 /// `n` inputs arrived from `source`/`node` (batched form of [`sighting`]).
 pub fn sightings(source: &'static str, node: Option<NodeId>, n: u64) {
     with_labelled(|l| *l.sightings.entry((source, node)).or_default() += n);
+}
+
+/// A node report frame from `source` was accepted: authentic (its node has a configured key
+/// and the MAC verifies), fresh (counter above the last accepted one) and within the node's
+/// rate limit. Only configured nodes can get here, so the label set stays bounded by the
+/// `[[auth.nodes]]` list whatever ids forged frames claim.
+pub fn frame_accepted(source: &'static str, node: NodeId) {
+    with_labelled(|l| *l.accepted.entry((source, node)).or_default() += 1);
 }
 
 /// A frame or message was refused.
@@ -225,6 +234,10 @@ pub struct Snapshot {
     pub broker_connected: i64,
     /// Inputs dropped because the runtime's channel was full.
     pub source_channel_full: u64,
+    /// Devices the engine tracks now (exported by the runtime about once a second).
+    pub devices_tracked: i64,
+    /// Device states the engine evicted since start.
+    pub evictions: u64,
 }
 
 /// Reads a [`Snapshot`].
@@ -236,6 +249,8 @@ pub fn snapshot() -> Snapshot {
         outbox_depth: g.outbox_depth.load(Ordering::Relaxed),
         broker_connected: g.broker_connected.load(Ordering::Relaxed),
         source_channel_full: g.source_channel_full.load(Ordering::Relaxed),
+        devices_tracked: g.devices_tracked.load(Ordering::Relaxed),
+        evictions: g.evictions.load(Ordering::Relaxed),
     }
 }
 
@@ -272,6 +287,18 @@ pub fn render() -> String {
                 out,
                 "footfall_sightings_total{{source=\"{source}\",node=\"{}\"}} {v}",
                 node_label(*node)
+            );
+        }
+        header(
+            &mut out,
+            "footfall_frames_accepted_total",
+            "counter",
+            "Node report frames verified and accepted (authentic, not replayed, within rate) by source and node.",
+        );
+        for ((source, node), v) in &l.accepted {
+            let _ = writeln!(
+                out,
+                "footfall_frames_accepted_total{{source=\"{source}\",node=\"{node}\"}} {v}"
             );
         }
         header(
@@ -485,6 +512,7 @@ mod tests {
     fn render_contains_every_family_and_labels() {
         sighting("test", Some(7));
         rejected("test", Some(7), "bad_mac");
+        frame_accepted("test", 7);
         engine_event("zone.enter");
         published(Duration::from_micros(300));
         let text = render();
@@ -492,6 +520,7 @@ mod tests {
         assert!(text.contains(
             "footfall_frames_rejected_total{source=\"test\",node=\"7\",reason=\"bad_mac\"}"
         ));
+        assert!(text.contains("footfall_frames_accepted_total{source=\"test\",node=\"7\"}"));
         assert!(text.contains("footfall_events_total{type=\"zone.enter\"}"));
         assert!(text.contains("footfall_publish_latency_seconds_bucket{le=\"0.0005\"}"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {

@@ -285,7 +285,13 @@ impl<C: Clock> Runtime<C> {
                 metrics::rejected(source, node, reason);
                 true
             }
-            SourceEvent::NodeReport { at, node, health } => {
+            SourceEvent::NodeReport {
+                at,
+                source,
+                node,
+                health,
+            } => {
+                metrics::frame_accepted(source, node);
                 metrics::node_report(node, health);
                 let at = match self.mode {
                     TimeMode::Wall => self.now(),

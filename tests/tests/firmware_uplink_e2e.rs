@@ -8,10 +8,11 @@
 //! `{prefix}/{store}/nodes/{node}/uplink`, and an MQTT 5 subscriber on `footfall/v1/#` records
 //! what the gateway publishes.
 //!
-//! Checked: `/metrics` counts every frame's inputs and no rejection; zone enter events arrive
-//! (at least one) and every person id is a pseudonym (`p-…`) or campaign id (`c-…`), and no
-//! device identity from the recording appears in any published byte; the node's status is
-//! retained; the first frame published again is rejected as `replayed`.
+//! Checked: `/metrics` counts exactly the frames sent as accepted for the node
+//! (`footfall_frames_accepted_total`), every frame's inputs and no rejection; zone enter events
+//! arrive (at least one) and every person id is a pseudonym (`p-…`) or campaign id (`c-…`), and
+//! no device identity from the recording appears in any published byte; the node's status is
+//! retained; the first frame published again is rejected as `replayed` (and not accepted).
 //!
 //! The gateway stamps uplink inputs with their arrival time (the frames' `node_time_ms` is not
 //! used for engine time), so the frames are published a little apart — pacing, not a timing
@@ -187,12 +188,25 @@ listen = "127.0.0.1:{http}"
         std::thread::sleep(PACE);
     }
 
-    // 5. Every frame accepted (its NodeAlive, sightings and wearables reached the engine),
-    //    none rejected.
+    // 5. Every frame accepted (counted per node, and its NodeAlive, sightings and wearables
+    //    reached the engine), none rejected.
     let sightings_key = format!("footfall_sightings_total{{source=\"uplink\",node=\"{node}\"}}");
-    let m = wait_metrics(http, "every frame's inputs counted", |m| {
+    let accepted_key =
+        format!("footfall_frames_accepted_total{{source=\"uplink\",node=\"{node}\"}}");
+    let m = wait_metrics(http, "every frame accepted and its inputs counted", |m| {
         m.get(&sightings_key).copied().unwrap_or(0.0) >= expected_inputs as f64
+            && m.get(&accepted_key).copied().unwrap_or(0.0) >= frames.len() as f64
     });
+    assert_eq!(
+        m.get(&accepted_key).copied(),
+        Some(frames.len() as f64),
+        "frames accepted"
+    );
+    assert_eq!(
+        support::metrics::sum(&m, "footfall_frames_accepted_total"),
+        frames.len() as f64,
+        "accepted series: {m:#?}"
+    );
     assert_eq!(
         m.get(&sightings_key).copied(),
         Some(expected_inputs as f64),
@@ -230,6 +244,11 @@ listen = "127.0.0.1:{http}"
         m.get(&sightings_key).copied(),
         Some(expected_inputs as f64),
         "the replayed frame reached the engine"
+    );
+    assert_eq!(
+        m.get(&accepted_key).copied(),
+        Some(frames.len() as f64),
+        "the replayed frame was counted as accepted"
     );
 
     // 8. Retained node status: a new subscriber gets it from the broker.

@@ -766,6 +766,7 @@ pub fn report_events<'a>(
 ) -> impl Iterator<Item = SourceEvent> + 'a {
     std::iter::once(SourceEvent::NodeReport {
         at,
+        source,
         node: report.header.node_id,
         health: report.health,
     })
@@ -1197,7 +1198,7 @@ mod tests {
         assert_eq!(events.len(), 6);
         assert!(matches!(
             events[0],
-            SourceEvent::NodeReport { at: Timestamp(5), node: 7, health: h } if h == health()
+            SourceEvent::NodeReport { at: Timestamp(5), source: "test", node: 7, health: h } if h == health()
         ));
         assert!(matches!(
             events[1],

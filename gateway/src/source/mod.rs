@@ -39,10 +39,14 @@ pub enum SourceEvent {
         /// Why.
         reason: &'static str,
     },
-    /// A node report verified (node health for metrics and `nodes/{node}/status`).
+    /// A node report frame verified and accepted: authentic, fresh (not replayed) and within
+    /// the node's rate limit. Carries the node's health (metrics and `nodes/{node}/status`);
+    /// the runtime counts it in `footfall_frames_accepted_total`.
     NodeReport {
         /// When.
         at: Timestamp,
+        /// Source name (metrics label), e.g. `uplink` or `ble`.
+        source: &'static str,
         /// Which node.
         node: NodeId,
         /// What it says about itself.
