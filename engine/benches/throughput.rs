@@ -104,6 +104,11 @@ fn allocations_and_memory() {
             engine.bytes_per_device(),
             engine.device_record_bytes(),
         );
+        let (cell_m, map_bytes) = engine.radio_map_size();
+        println!(
+            "radio map: {cell_m:.2} m cells, {:.2} MB",
+            map_bytes as f64 / 1e6
+        );
     }
 }
 

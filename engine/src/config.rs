@@ -174,21 +174,17 @@ pub struct PresenceConfig {
     pub dwell_milestones_s: Vec<u32>,
     /// Visits shorter than this are flagged `pass_by` on exit, seconds.
     pub passby_max_s: f32,
-    /// A device stays in its current zone until its estimate is this far outside it, metres
-    /// (used by `locate` and, when `switch_evidence_m_s` is 0, by the N-of-M switch rule).
-    pub hysteresis_m: f32,
-    /// Evidence-based switching (a sequential likelihood-ratio test over zones): with a session
-    /// open, every evaluation adds `(depth − switch_drift_m) × interval` to a running score,
-    /// where `depth` is how far the estimate lies inside the challenging zone plus how far
-    /// outside the current one (negative while inside it), discounted by 2 m / uncertainty
-    /// radius when the estimate is vaguer than 2 m, and the score never drops below 0;
-    /// the device moves when the score reaches this many metre-seconds. A deep, sudden move
-    /// switches within a few evaluations, a marginal excursion near a boundary takes long.
-    /// 0 selects the older hysteresis band + `switch_n` of `switch_m` rule.
-    pub switch_evidence_m_s: f32,
-    /// Depth (metres) below which an estimate outside the current zone adds no switching
-    /// evidence (it decays instead).
-    pub switch_drift_m: f32,
+    /// Evidence-based switching (a sequential test over zones): with a session open, every
+    /// evaluation adds `(L − switch_drift) × interval` to a running score that never drops
+    /// below 0, where `L` is the natural log-odds of the best zone against the session's zone
+    /// from the radio map (capped at 8; negative while the session's zone is the best); the
+    /// device moves when the score reaches this many log-odds·seconds. A clear move switches
+    /// within a few evaluations, a marginal excursion near a boundary rarely.
+    /// 0 selects the plain `switch_n` of `switch_m` rule.
+    pub switch_evidence: f32,
+    /// Log-odds per evaluation below which the challenging zone adds no switching evidence
+    /// (the score decays instead).
+    pub switch_drift: f32,
     /// Zone-adjacency prior: a move to a zone that does not touch the current one (no point of
     /// either within `adjacency_m` of the other) needs this many times the evidence.
     pub teleport_factor: f32,
@@ -203,13 +199,12 @@ impl Default for PresenceConfig {
             enter_m: 3,
             switch_n: 5,
             switch_m: 6,
-            eval_interval_ms: 250,
+            eval_interval_ms: 500,
             exit_grace_s: 5.0,
             dwell_milestones_s: vec![10, 30, 120],
             passby_max_s: 8.0,
-            hysteresis_m: 2.0,
-            switch_evidence_m_s: 4.0,
-            switch_drift_m: 2.5,
+            switch_evidence: 2.0,
+            switch_drift: 1.5,
             teleport_factor: 3.0,
             adjacency_m: 2.0,
         }
@@ -281,6 +276,15 @@ pub struct LocateConfig {
     /// Height of the nodes above the devices, metres: RSSI gives the slant distance, the floor
     /// plan needs the horizontal one.
     pub node_height_m: f32,
+    /// Radio-map cell size, metres; 0 picks a seventh of the typical node spacing (0.5–4 m).
+    /// Zones are scored over cells of about this size (grown automatically when the map
+    /// would exceed 40,000 cells or 2^20 cell × node entries).
+    pub cell_m: f32,
+    /// σ of a filtered reading around the path-loss model (slow shadowing, body, calibration
+    /// error), dB.
+    pub reading_sigma_db: f32,
+    /// σ of a device's transmit-power offset (phone models differ), dB.
+    pub device_offset_sigma_db: f32,
 }
 
 impl Default for LocateConfig {
@@ -291,6 +295,9 @@ impl Default for LocateConfig {
             single_node_max_m: 4.0,
             min_rssi_dbm: -100,
             node_height_m: 1.5,
+            cell_m: 0.0,
+            reading_sigma_db: 4.0,
+            device_offset_sigma_db: 3.0,
         }
     }
 }
@@ -796,6 +803,30 @@ impl EngineConfig {
                 None,
             );
         }
+        let l = &self.locate;
+        if !l.cell_m.is_finite() || !(l.cell_m == 0.0 || (0.25..=20.0).contains(&l.cell_m)) {
+            p.add(
+                "engine.locate.cell_m",
+                "cell_m must be 0 (auto) or 0.25..=20",
+                None,
+            );
+        }
+        if !l.reading_sigma_db.is_finite() || !(0.5..=20.0).contains(&l.reading_sigma_db) {
+            p.add(
+                "engine.locate.reading_sigma_db",
+                "reading_sigma_db must be 0.5..=20",
+                None,
+            );
+        }
+        if !l.device_offset_sigma_db.is_finite()
+            || !(0.1..=30.0).contains(&l.device_offset_sigma_db)
+        {
+            p.add(
+                "engine.locate.device_offset_sigma_db",
+                "device_offset_sigma_db must be 0.1..=30",
+                None,
+            );
+        }
         if pr.eval_interval_ms < 10 || pr.eval_interval_ms > 10_000 {
             p.add(
                 "engine.presence.eval_interval_ms",
@@ -817,25 +848,17 @@ impl EngineConfig {
                 None,
             );
         }
-        if !pr.hysteresis_m.is_finite() || !(0.0..=50.0).contains(&pr.hysteresis_m) {
+        if !pr.switch_evidence.is_finite() || !(0.0..=1000.0).contains(&pr.switch_evidence) {
             p.add(
-                "engine.presence.hysteresis_m",
-                "hysteresis_m must be 0..=50",
+                "engine.presence.switch_evidence",
+                "switch_evidence must be 0..=1000",
                 None,
             );
         }
-        if !pr.switch_evidence_m_s.is_finite() || !(0.0..=1000.0).contains(&pr.switch_evidence_m_s)
-        {
+        if !pr.switch_drift.is_finite() || !(0.0..=8.0).contains(&pr.switch_drift) {
             p.add(
-                "engine.presence.switch_evidence_m_s",
-                "switch_evidence_m_s must be 0..=1000",
-                None,
-            );
-        }
-        if !pr.switch_drift_m.is_finite() || !(0.0..=50.0).contains(&pr.switch_drift_m) {
-            p.add(
-                "engine.presence.switch_drift_m",
-                "switch_drift_m must be 0..=50",
+                "engine.presence.switch_drift",
+                "switch_drift must be 0..=8",
                 None,
             );
         }

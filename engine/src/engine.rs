@@ -11,6 +11,7 @@ use crate::filter::{FilterParams, FilterState};
 use crate::geometry::{distance_m, locate_db, Estimate, Reading, Shape};
 use crate::identity::Identity;
 use crate::input::{DeviceEvidence, DeviceKind, Input, Sighting, WearableSample};
+use crate::radiomap::{MapNode, MapReading, MapSpec, NoiseModel, RadioMap, MAX_RADIUS_M};
 use crate::table::{age, flag, wrap, Device, Link, Table, MAX_LINKS, NONE16, OUTSIDE};
 use crate::time::Timestamp;
 use footfall_proto::frame::NodeId;
@@ -23,12 +24,15 @@ const HOUSEKEEPING_MS: u64 = 1000;
 const SLOT_BITS: u32 = 22;
 const SLOT_MASK: u64 = (1 << SLOT_BITS) - 1;
 const MAX_DEADLINE: u64 = (1 << (64 - SLOT_BITS)) - 1;
-/// Largest per-evaluation switching depth, metres (bounds one wild estimate's weight).
-const MAX_DEPTH_M: f32 = 8.0;
-/// Switching depth is scaled by `min(1, this / uncertainty radius)`: an estimate at least this
-/// certain counts at face value, a vaguer one for less (scaling up made stationary devices at a
-/// boundary re-placed too often).
-const REFERENCE_UNCERTAINTY_M: f32 = 2.0;
+/// Largest per-evaluation switching evidence, log-odds (bounds one wild evaluation's weight).
+const MAX_LOG_ODDS: f32 = 8.0;
+/// Largest scoring window around the strongest node, metres (cells of the session's zone
+/// beyond it are scored as well).
+const WINDOW_MAX_M: f32 = 8.0;
+/// Events reserved up front; the queue grows towards `limits.max_events_queued` only in bursts.
+const INITIAL_EVENT_CAPACITY: usize = 1024;
+/// A node that reported anything this recently may testify that it does not hear a device.
+const SILENCE_WITNESS_MS: u64 = 2_000;
 /// Devices sampled when choosing a capacity-eviction victim.
 const EVICTION_SAMPLE: usize = 8;
 
@@ -193,6 +197,8 @@ pub struct Engine {
     switch_mask: u16,
     /// Zone adjacency, row-major `zones × zones`.
     adjacent: Vec<bool>,
+    /// Expected RSSI per (cell, node): zones are scored from it.
+    map: RadioMap,
 }
 
 impl core::fmt::Debug for Engine {
@@ -323,6 +329,75 @@ impl Engine {
                 )
             });
         }
+        let map_nodes: Vec<MapNode> = nodes
+            .iter()
+            .map(|n| MapNode {
+                pos: n.pos,
+                rssi_at_1m: n.rssi_at_1m,
+                exponent: n.exponent,
+            })
+            .collect();
+        let map = {
+            let (mut lo, mut hi) = (
+                Point {
+                    x: f32::INFINITY,
+                    y: f32::INFINITY,
+                },
+                Point {
+                    x: f32::NEG_INFINITY,
+                    y: f32::NEG_INFINITY,
+                },
+            );
+            let mut grow = |p: Point, r: f32| {
+                lo.x = lo.x.min(p.x - r);
+                lo.y = lo.y.min(p.y - r);
+                hi.x = hi.x.max(p.x + r);
+                hi.y = hi.y.max(p.y + r);
+            };
+            for n in &nodes {
+                grow(n.pos, 2.0);
+            }
+            for z in &zones {
+                match &z.shape {
+                    Shape::Polygon { min, max, .. } => {
+                        grow(*min, 0.0);
+                        grow(*max, 0.0);
+                    }
+                    Shape::Circle { center, radius } => grow(*center, *radius),
+                }
+            }
+            if !lo.x.is_finite() {
+                lo = Point::default();
+                hi = Point { x: 1.0, y: 1.0 };
+            }
+            let zone_of = |p: Point| {
+                let mut best: Option<(u16, f32)> = None;
+                for (i, z) in zones.iter().enumerate() {
+                    if let Some(s) = z.shape.signed_distance(p, 0.0) {
+                        if best.is_none_or(|(_, b)| s > b) {
+                            best = Some((i as u16, s));
+                        }
+                    }
+                }
+                best.map(|(i, _)| i)
+            };
+            if layout.width_m > 0.0 && layout.depth_m > 0.0 {
+                lo = Point::default();
+                hi = Point {
+                    x: layout.width_m,
+                    y: layout.depth_m,
+                };
+            }
+            let spec = MapSpec {
+                lo,
+                hi,
+                cell_m: config.locate.cell_m,
+                node_height_m: config.locate.node_height_m,
+                reading_var: config.locate.reading_sigma_db.powi(2),
+                zones: zones.len(),
+            };
+            RadioMap::new(spec, &map_nodes, zone_of)
+        };
         let max_devices = config.limits.max_devices as usize;
         let timer_cap = max_devices * 2 + 64;
         let event_cap = config.limits.max_events_queued as usize;
@@ -333,7 +408,9 @@ impl Engine {
             table: Table::new(max_devices),
             timers: BinaryHeap::with_capacity(timer_cap),
             timer_cap,
-            events: VecDeque::with_capacity(event_cap),
+            // Grows on demand up to `event_cap`: a ring reserved at full size becomes resident
+            // page by page as it wraps, though a drained queue holds a handful of events.
+            events: VecDeque::with_capacity(event_cap.min(INITIAL_EVENT_CAPACITY)),
             event_cap,
             seq: 0,
             ledger: Ledger::new(config.limits.max_cap_records as usize),
@@ -371,6 +448,7 @@ impl Engine {
             },
             nodes_offline: 0,
             adjacent: adjacency(&zones, p.adjacency_m),
+            map,
             nodes,
             node_index,
             zones,
@@ -451,6 +529,11 @@ impl Engine {
             zone,
             confidence,
         })
+    }
+
+    /// The radio map's cell size (metres) and the heap bytes it holds.
+    pub fn radio_map_size(&self) -> (f32, usize) {
+        (self.map.cell_m(), self.map.bytes())
     }
 
     /// Counters.
@@ -849,13 +932,17 @@ impl Engine {
         let Some(d) = self.table.get_mut(slot) else {
             return (None, Eval::Unknown);
         };
-        let mut readings = [Reading {
-            at: Point::default(),
-            rssi: 0.0,
-            rssi_at_1m: 0.0,
-            exponent: 2.0,
-        }; MAX_LINKS];
+        let mut readings = [(
+            Reading {
+                at: Point::default(),
+                rssi: 0.0,
+                rssi_at_1m: 0.0,
+                exponent: 2.0,
+            },
+            NONE16,
+        ); MAX_LINKS];
         let mut n = 0usize;
+        let mut links_used = 0usize;
         for l in d.links.iter_mut() {
             if l.node == NONE16 {
                 continue;
@@ -864,6 +951,7 @@ impl Engine {
                 *l = Link::EMPTY; // prune: keeps wrapping timestamps young
                 continue;
             }
+            links_used += 1;
             let (Some(node), Some(v)) = (self.nodes.get(usize::from(l.node)), l.filter.value())
             else {
                 continue;
@@ -872,15 +960,20 @@ impl Engine {
                 continue;
             }
             if let Some(r) = readings.get_mut(n) {
-                *r = Reading {
-                    at: node.pos,
-                    rssi: v,
-                    rssi_at_1m: node.rssi_at_1m,
-                    exponent: node.exponent,
-                };
+                *r = (
+                    Reading {
+                        at: node.pos,
+                        rssi: v,
+                        rssi_at_1m: node.rssi_at_1m,
+                        exponent: node.exponent,
+                    },
+                    l.node,
+                );
                 n += 1;
             }
         }
+        let current = d.zone;
+        let in_session = current != NONE16 && d.has(flag::SESSION);
         let Some(readings) = readings.get_mut(..n) else {
             return (None, Eval::Unknown);
         };
@@ -888,24 +981,75 @@ impl Engine {
             return (None, Eval::Unknown);
         }
         // Strongest relative to its own calibration first (= nearest).
-        readings
-            .sort_unstable_by(|a, b| (b.rssi - b.rssi_at_1m).total_cmp(&(a.rssi - a.rssi_at_1m)));
-        let h = self.config.locate.node_height_m;
-        let Some(mut est) = locate_db(readings, h) else {
+        readings.sort_unstable_by(|a, b| {
+            (b.0.rssi - b.0.rssi_at_1m).total_cmp(&(a.0.rssi - a.0.rssi_at_1m))
+        });
+        let mut plain = [Reading {
+            at: Point::default(),
+            rssi: 0.0,
+            rssi_at_1m: 0.0,
+            exponent: 2.0,
+        }; MAX_LINKS];
+        let mut heard = [MapReading { node: 0, rssi: 0.0 }; MAX_LINKS];
+        for ((p, m), (r, node)) in plain.iter_mut().zip(heard.iter_mut()).zip(readings.iter()) {
+            *p = *r;
+            *m = MapReading {
+                node: *node,
+                rssi: r.rssi,
+            };
+        }
+        let (Some(plain), Some(heard)) = (plain.get(..n), heard.get(..n)) else {
             return (None, Eval::Unknown);
         };
-        let nearest = readings.first().map_or(f32::INFINITY, |r| {
+        let h = self.config.locate.node_height_m;
+        let Some(mut est) = locate_db(plain, h) else {
+            return (None, Eval::Unknown);
+        };
+        let nearest = plain.first().map_or(f32::INFINITY, |r| {
             let s = distance_m(r.rssi, r.rssi_at_1m, r.exponent);
             (s * s - h * h).max(0.0).sqrt()
         });
-        let near_nodes: heapless::Vec<Point, MAX_LINKS> = readings.iter().map(|r| r.at).collect();
-        // Devices are on the floor: clamp when the floor's extent is known.
-        let (w, h) = (self.layout.width_m, self.layout.depth_m);
-        if w > 0.0 && h > 0.0 {
-            est.pos.x = est.pos.x.clamp(0.0, w);
-            est.pos.y = est.pos.y.clamp(0.0, h);
-        }
         let loc = &self.config.locate;
+        // Links are kept strongest first: when all are in use, a node missing from them may
+        // simply be weaker than the weakest kept one.
+        let floor = if links_used >= MAX_LINKS {
+            heard.iter().map(|r| r.rssi).fold(f32::INFINITY, f32::min)
+        } else {
+            f32::from(loc.min_rssi_dbm)
+        };
+        let noise = NoiseModel {
+            offset_precision: 1.0 / (loc.device_offset_sigma_db.max(0.1).powi(2)),
+            floor_dbm: floor,
+        };
+        // Score the cells around the strongest node (a robust anchor; the multilateration
+        // estimate can be metres off when one link is shadowed), as far out as its own range
+        // estimate says the device is.
+        let centre = plain.first().map_or(est.pos, |r| r.at);
+        let mut radius = (nearest + 2.0 * self.map.cell_m()).min(WINDOW_MAX_M);
+        // The session's zone must be in the window, or its probability would read as zero
+        // and every wild estimate would look like strong evidence of a move.
+        if in_session {
+            if let Some(z) = self.zones.get(usize::from(current)) {
+                if let Some(s) = z.shape.signed_distance(centre, MAX_RADIUS_M) {
+                    radius = radius.max(-s + 1.5 * self.map.cell_m());
+                }
+            }
+        }
+        let nodes = &self.nodes;
+        // Only a node that is reporting other devices right now is evidence by not hearing this
+        // one: a node that has just died is silent about everyone, and until it is declared
+        // offline its silence must not push devices away from it.
+        let score = self.map.score(heard, centre, radius, current, &noise, |k| {
+            nodes
+                .get(usize::from(k))
+                .is_some_and(|n| n.online && now.saturating_sub(n.last_alive) <= SILENCE_WITNESS_MS)
+                && !heard.iter().any(|r| r.node == k)
+        });
+        let Some(score) = score else {
+            return (Some(est), Eval::Unknown);
+        };
+        est.pos = score.pos;
+        est.uncertainty_m = score.spread_m.max(0.5);
         if est.method == LocateMethod::NearestNode && nearest > loc.single_node_max_m {
             return (Some(est), Eval::Unknown);
         }
@@ -918,9 +1062,9 @@ impl Engine {
         // missing witness: the device may well be next to it. Halve the confidence.
         let mut witness = 1.0;
         if self.nodes_offline > 0 {
-            let near = near_nodes
+            let near = plain
                 .iter()
-                .map(|a| dist2(*a, est.pos))
+                .map(|a| dist2(a.at, est.pos))
                 .fold(f32::INFINITY, f32::min);
             if self
                 .nodes
@@ -930,74 +1074,29 @@ impl Engine {
                 witness = 0.5;
             }
         }
-        let current = d.zone;
-        let in_session = current != NONE16 && d.has(flag::SESSION);
-        let evidence_mode = self.config.presence.switch_evidence_m_s > 0.0;
-        let hyst = self.config.presence.hysteresis_m;
-        let u = est.uncertainty_m.max(0.5);
-        let mut choice: Option<(u16, f32)> = None;
-        // Evidence mode: how far outside the session's zone the estimate lies.
-        let mut outside_current = 0.0f32;
-        let mut depth = 0.0f32;
-        if in_session {
-            if let Some(z) = self.zones.get(usize::from(current)) {
-                if evidence_mode {
-                    if let Some(s) = z.shape.signed_distance(est.pos, f32::INFINITY) {
-                        if s >= 0.0 {
-                            choice = Some((current, s));
-                            depth = -s;
-                        } else {
-                            outside_current = -s;
-                        }
-                    }
-                } else if let Some(s) = z.shape.signed_distance(est.pos, hyst) {
-                    // Stay in the current zone while the estimate is within the hysteresis band.
-                    choice = Some((current, s + hyst));
-                }
-            }
-        }
-        if choice.is_none() {
-            for (i, z) in self.zones.iter().enumerate() {
-                if let Some(s) = z.shape.signed_distance(est.pos, 0.0) {
-                    if choice.is_none_or(|(_, best)| s > best) {
-                        choice = Some((i as u16, s));
-                    }
-                }
-            }
-            if in_session && evidence_mode {
-                // Scaled down when the estimate is vaguer than the reference.
-                let metres = choice.map_or(0.0, |(_, s)| s) + outside_current;
-                depth = (metres * (REFERENCE_UNCERTAINTY_M / u).min(1.0)).min(MAX_DEPTH_M);
-            }
-        }
         self.stats.evaluations += 1;
-        let ev = match choice {
-            Some((zone, s)) => {
-                let conf =
-                    ((0.5 + s / (2.0 * u)).clamp(0.0, 1.0) * evidence * witness).clamp(0.0, 1.0);
-                if conf < loc.min_confidence {
-                    Eval::Unknown
-                } else {
-                    Eval::At {
-                        zone,
-                        conf,
-                        method: est.method,
-                        depth,
-                    }
-                }
-            }
-            None => {
-                // Outside every zone: confident only when the estimate is solid.
-                if evidence * witness >= loc.min_confidence * 2.0 {
-                    Eval::At {
-                        zone: OUTSIDE,
-                        conf: evidence * witness,
-                        method: est.method,
-                        depth,
-                    }
-                } else {
-                    Eval::Unknown
-                }
+        // Log-odds of the best zone against the session's zone, bounded so one wild
+        // evaluation cannot decide alone.
+        let depth = if !in_session {
+            0.0
+        } else if score.best != current {
+            (score.best_p.max(1e-6) / score.current_p.max(1e-6))
+                .ln()
+                .min(MAX_LOG_ODDS)
+        } else {
+            -(score.best_p.max(1e-6) / (1.0 - score.best_p).max(1e-6))
+                .ln()
+                .min(MAX_LOG_ODDS)
+        };
+        let conf = (score.best_p * evidence * witness).clamp(0.0, 1.0);
+        let ev = if conf < loc.min_confidence && !(in_session && score.best == current) {
+            Eval::Unknown
+        } else {
+            Eval::At {
+                zone: score.best,
+                conf,
+                method: est.method,
+                depth,
             }
         };
         (Some(est), ev)
@@ -1015,16 +1114,16 @@ impl Engine {
             return;
         };
         let p = &self.config.presence;
-        let evidence_mode = p.switch_evidence_m_s > 0.0;
-        let (drift, threshold, teleport) =
-            (p.switch_drift_m, p.switch_evidence_m_s, p.teleport_factor);
+        let evidence_mode = p.switch_evidence > 0.0;
+        let (drift, threshold, teleport) = (p.switch_drift, p.switch_evidence, p.teleport_factor);
         let step_s = self.eval_interval_ms as f32 / 1000.0;
         let Some(d) = self.table.get_mut(slot) else {
             return;
         };
         let in_session = d.has(flag::SESSION);
         if in_session && evidence_mode {
-            // Sequential test "left the session's zone for `zone`": one-sided CUSUM of depth.
+            // Sequential test "left the session's zone for `zone`": one-sided CUSUM of the
+            // log-odds of `zone` against the session's zone.
             if zone == d.zone || depth <= drift {
                 d.last_in_zone = wrap(now);
             }

@@ -44,23 +44,27 @@
 //!   eviction) in a binary heap of packed `deadline << 22 | slot` entries with lazy
 //!   invalidation, plus a 1 s housekeeping tick (node liveness, salt rotation, tag counters)
 //!   and the occupancy period. [`Engine::poll_timeout`] is the earliest of them.
-//! - **Zones.** Every `presence.eval_interval_ms` a heard device is located from its fresh links
-//!   (maximum likelihood in the dB domain from the weighted centroid; two-node and
-//!   nearest-node fallbacks), clamped to the floor, and given a zone with a confidence in
-//!   [0, 1] from the margin to the zone's edge, the method, and missing witnesses (a silent node
-//!   nearer than every hearing node halves it). Below `locate.min_confidence` the zone is
-//!   unknown and an open session runs out its grace.
+//! - **Zones.** Every `presence.eval_interval_ms` a heard device is scored against the radio
+//!   map (`radiomap.rs`): the floor in cells, each with the RSSI every node is expected to
+//!   report there (path loss with per-node calibration and the node height, mean and spread
+//!   over the cell). For the cells around the strongest node — and every cell of the device's
+//!   current zone, so its odds never depend on the window — the fit of the filtered readings is
+//!   a Gaussian likelihood in dB with the device's transmit offset integrated out and nearby
+//!   nodes that report other devices but not this one counting against a cell; a zone's
+//!   probability is the sum over its cells. The zone's confidence is that probability (halved
+//!   when an offline node is nearer than every hearing node). Below `locate.min_confidence`
+//!   the zone is unknown and an open session runs out its grace. A position (the posterior
+//!   mean) is reported by [`Engine::locate`]; multilateration in the dB domain (two-node and
+//!   nearest-node fallbacks) gives the method and the single-node guard.
 //! - **Presence.** A first zone is confirmed by `enter_n` of `enter_m` evaluations. With a session
-//!   open, leaving is a sequential test: each evaluation adds `(depth − switch_drift_m) ×
-//!   interval` to a score that never drops below 0, where `depth` is how far the estimate lies
-//!   inside the challenging zone (or "outside") plus how far outside the session's zone, scaled
-//!   down when the estimate is vaguer than 2 m; the device moves (exit `Moved`, then enter) when
-//!   the score reaches `switch_evidence_m_s`, or `teleport_factor` times that for a zone that
-//!   does not touch the current one (zone-adjacency prior). A deep move switches within a
-//!   second or two, a marginal excursion at a boundary rarely. (`switch_evidence_m_s = 0`
-//!   selects the older `hysteresis_m` band + `switch_n` of `switch_m` rule.) An open session
-//!   exits `exit_grace_s` after its last in-zone evaluation (`Grace`), with its total dwell and
-//!   a pass-by flag.
+//!   open, leaving is a sequential test (CUSUM): each evaluation adds `(L − switch_drift) ×
+//!   interval` to a score that never drops below 0, where `L` is the log-odds of the best zone
+//!   (or "outside") against the session's zone; the device moves (exit `Moved`, then enter)
+//!   when the score reaches `switch_evidence`, or `teleport_factor` times that for a zone that
+//!   does not touch the current one (zone-adjacency prior). A clear move switches within a
+//!   second or two, standing near a boundary rarely does. (`switch_evidence = 0` selects the
+//!   plain `switch_n` of `switch_m` rule.) An open session exits `exit_grace_s` after its last
+//!   in-zone evaluation (`Grace`), with its total dwell and a pass-by flag.
 #![deny(missing_docs)]
 
 mod campaign;
@@ -72,6 +76,7 @@ pub mod filter;
 pub mod geometry;
 pub mod identity;
 pub mod input;
+mod radiomap;
 mod table;
 pub mod time;
 
