@@ -22,6 +22,8 @@ const MAX_ENTRIES: usize = 1 << 20;
 const NEAREST: usize = 3;
 /// Points sampled per cell side when computing a cell's mean and spread.
 const SUBSAMPLES: usize = 4;
+/// Cells this many log units below the best carry no mass worth adding (e^−20 ≈ 2·10⁻⁹).
+const NEGLIGIBLE_LOG: f32 = 20.0;
 /// Largest scoring radius, metres.
 pub(crate) const MAX_RADIUS_M: f32 = 12.0;
 
@@ -267,6 +269,7 @@ impl RadioMap {
         readings: &[MapReading],
         m: &NoiseModel,
         silent: &impl Fn(u16) -> bool,
+        best_so_far: f32,
     ) -> f32 {
         let stride = self.cells.len();
         let (mut sw, mut swe, mut swe2, mut prod_w) = (0f32, 0f32, 0f32, 1f32);
@@ -286,6 +289,9 @@ impl RadioMap {
         // The Gaussian normaliser ½ Σ ln wᵢ: cells where the model is steep (next to a node)
         // spread their mass thinner.
         let mut ll = -0.5 * (swe2 - swe * offset) + 0.5 * fast_ln(prod_w);
+        if ll < best_so_far - NEGLIGIBLE_LOG {
+            return ll; // silent nodes could only lower it further
+        }
         // Nodes next to the cell that do not hear the device at all.
         for &k in &cell.nearest {
             if k == NONE16 || !silent(k) {
@@ -339,7 +345,7 @@ impl RadioMap {
             if dist2(cell.center, centre) > r2 {
                 continue;
             }
-            let ll = self.cell_likelihood(cell, ci, readings, m, &silent);
+            let ll = self.cell_likelihood(cell, ci, readings, m, &silent, best_ll);
             best_ll = best_ll.max(ll);
             self.cell_ll.push((ci as u32, ll));
         }
@@ -365,7 +371,7 @@ impl RadioMap {
                 if dist2(cell.center, centre) <= r2 {
                     continue;
                 }
-                let ll = self.cell_likelihood(cell, ci as usize, readings, m, &silent);
+                let ll = self.cell_likelihood(cell, ci as usize, readings, m, &silent, best_ll);
                 best_ll = best_ll.max(ll);
                 self.cell_ll.push((ci, ll));
             }
@@ -385,6 +391,9 @@ impl RadioMap {
             let Some(cell) = self.cells.get(ci as usize) else {
                 continue;
             };
+            if ll < best_ll - NEGLIGIBLE_LOG {
+                continue;
+            }
             let w = fast_exp(ll - best_ll);
             total += w;
             sx += w * cell.center.x;
