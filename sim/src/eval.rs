@@ -1,4 +1,6 @@
 //! The quality harness: replay a recording with ground truth through the engine and score it.
+//! [`evaluate_events`] scores events from elsewhere (what a subscriber received from a gateway)
+//! against the same recording with the same code.
 //!
 //! # Definitions
 //!
@@ -37,10 +39,10 @@
 //!   not scored, nor are campaigns with hours, days or engagement conditions.
 
 use crate::convert::{evidence, to_inputs};
-use crate::record::{DeviceRecord, KindHint, Record, SightingRecord};
+use crate::record::{DeviceRecord, KindHint, Record, SightingRecord, TruthRecord};
 use crate::recording::{ReadError, RecordingReader, SkipCounts};
 use footfall_engine::config::{Audience, EngineConfig, StoreLayout};
-use footfall_engine::event::{EventKind, PersonId, ZoneIdx};
+use footfall_engine::event::{CampaignIdx, Event, EventKind, PersonId, ZoneIdx};
 use footfall_engine::input::DeviceEvidence;
 use footfall_engine::time::Timestamp;
 use footfall_engine::Engine;
@@ -413,6 +415,50 @@ struct Session {
     exit: Option<u64>,
 }
 
+/// An engine event the scoring uses, as a subscriber sees it: [`evaluate`] takes them from its
+/// own engine, [`evaluate_events`] from anywhere else (e.g. the CloudEvents a gateway
+/// published).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ObservedEvent {
+    /// Engine time of the event, ms since the Unix epoch (the CloudEvents `time`).
+    pub time: u64,
+    /// Who: the pseudonym or campaign id the event carries.
+    pub person: PersonId,
+    /// What happened.
+    pub kind: ObservedKind,
+}
+
+/// The kinds of [`ObservedEvent`]: the ones the definitions score.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObservedKind {
+    /// `zone.enter` of a zone (index into the layout's `zones`).
+    ZoneEnter(ZoneIdx),
+    /// `zone.exit` of a zone.
+    ZoneExit(ZoneIdx),
+    /// `campaign.trigger` of a campaign (index into the engine config's `campaigns`).
+    CampaignTrigger(CampaignIdx),
+}
+
+impl ObservedEvent {
+    /// The scored part of an engine event; `None` for kinds the scoring ignores (dwell,
+    /// occupancy, engagement, node status).
+    pub fn from_engine(ev: &Event) -> Option<Self> {
+        let (person, kind) = match &ev.kind {
+            EventKind::ZoneEnter(p) => (p.person, ObservedKind::ZoneEnter(p.zone)),
+            EventKind::ZoneExit { presence: p, .. } => (p.person, ObservedKind::ZoneExit(p.zone)),
+            EventKind::CampaignTrigger {
+                campaign, person, ..
+            } => (*person, ObservedKind::CampaignTrigger(*campaign)),
+            _ => return None,
+        };
+        Some(Self {
+            time: ev.time.0,
+            person,
+            kind,
+        })
+    }
+}
+
 /// Replay `records` (ground truth included) through an engine built from `layout` and
 /// `engine_config` and score it with the default [`EvalOptions`].
 pub fn evaluate(
@@ -441,6 +487,10 @@ pub fn evaluate_recording<R: BufRead>(
     Ok(report)
 }
 
+fn new_engine(layout: &StoreLayout, engine_config: &EngineConfig) -> Result<Engine, EvalError> {
+    Engine::new(layout.clone(), engine_config.clone()).map_err(|p| EvalError::Config(problems(&p)))
+}
+
 /// [`evaluate`] with explicit options, over fallible records.
 pub fn evaluate_with(
     layout: &StoreLayout,
@@ -448,312 +498,412 @@ pub fn evaluate_with(
     records: impl IntoIterator<Item = Result<Record, ReadError>>,
     options: &EvalOptions,
 ) -> Result<EvalReport, EvalError> {
-    let mut engine = Engine::new(layout.clone(), engine_config.clone())
-        .map_err(|p| EvalError::Config(problems(&p)))?;
-    let zone_of = |id: &str| {
-        layout
-            .zones
-            .iter()
-            .position(|z| z.id == id)
-            .map(|i| ZoneIdx(i as u16))
-    };
-
-    let mut ids: Vec<IdentityTruth> = Vec::new();
-    let mut id_by_device: HashMap<u32, usize> = HashMap::new();
-    let mut ids_by_person: HashMap<u32, Vec<usize>> = HashMap::new();
-    let mut id_by_engine: HashMap<PersonId, usize> = HashMap::new();
-    let mut sessions: Vec<Session> = Vec::new();
-    let mut open: HashMap<(PersonId, ZoneIdx), usize> = HashMap::new();
-    let mut latest_open: HashMap<PersonId, Vec<usize>> = HashMap::new();
-    let mut triggers: Vec<(u16, PersonId)> = Vec::new();
-    let mut report = EvalReport {
-        store: layout.store_id.clone(),
-        options: options.clone(),
-        ..Default::default()
-    };
-    let (mut first_t, mut last_t) = (None::<u64>, 0u64);
-    let (mut hits, mut samples) = (0u64, 0u64);
-    let mut position_errors: Vec<f64> = Vec::new();
-    let (mut settled_n, mut bound) = ((0u64, 0u64), [0u64; 2]);
-    let plan = crate::geometry::FloorPlan::new(layout);
-    let mut oracle_rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0x0ac1e);
-
-    let drain = |engine: &mut Engine,
-                 sessions: &mut Vec<Session>,
-                 open: &mut HashMap<(PersonId, ZoneIdx), usize>,
-                 latest_open: &mut HashMap<PersonId, Vec<usize>>,
-                 triggers: &mut Vec<(u16, PersonId)>| {
-        while let Some(ev) = engine.poll_event() {
-            let t = ev.time.0;
-            match &ev.kind {
-                EventKind::ZoneEnter(p) => {
-                    let i = sessions.len();
-                    sessions.push(Session {
-                        person: p.person,
-                        zone: p.zone,
-                        enter: t,
-                        exit: None,
-                    });
-                    open.insert((p.person, p.zone), i);
-                    latest_open.entry(p.person).or_default().push(i);
-                }
-                EventKind::ZoneExit { presence: p, .. } => {
-                    if let Some(i) = open.remove(&(p.person, p.zone)) {
-                        if let Some(s) = sessions.get_mut(i) {
-                            s.exit = Some(t);
-                        }
-                        if let Some(v) = latest_open.get_mut(&p.person) {
-                            v.retain(|&j| j != i);
-                        }
-                    }
-                }
-                EventKind::CampaignTrigger {
-                    campaign, person, ..
-                } => triggers.push((campaign.0, *person)),
-                _ => {}
-            }
-        }
-    };
-
+    let mut engine = new_engine(layout, engine_config)?;
+    let mut score = Scorer::new(layout, options);
     for record in records {
         let record = record?;
         let Some(t) = record.time() else { continue };
-        first_t.get_or_insert(t);
+        score.first_t.get_or_insert(t);
         // Timers due before this record.
         let mut guard = 0;
         while let Some(due) = engine.poll_timeout() {
             if due.0 > t || guard > 10_000 {
                 break;
             }
-            engine.handle_timeout(Timestamp(due.0.max(last_t)));
-            drain(
-                &mut engine,
-                &mut sessions,
-                &mut open,
-                &mut latest_open,
-                &mut triggers,
-            );
+            engine.handle_timeout(Timestamp(due.0.max(score.last_t)));
+            score.drain(&mut engine);
             guard += 1;
         }
-        last_t = last_t.max(t);
-        match record {
-            Record::Sighting(s) => {
-                report.sightings += 1;
-                replay_sighting(&mut engine, &s);
-                drain(
-                    &mut engine,
-                    &mut sessions,
-                    &mut open,
-                    &mut latest_open,
-                    &mut triggers,
-                );
-            }
-            Record::Device(d) => {
-                let idx = ids.len();
-                if let Some(&prev) = id_by_device.get(&d.device) {
-                    close_identity(&mut ids[prev], t);
-                }
-                let device = device_evidence(&d);
-                let engine_person = device.map(|ev| engine.person_for(&ev, Timestamp(t)));
-                if let Some(p) = engine_person {
-                    id_by_engine.insert(p, idx);
-                }
-                ids.push(IdentityTruth {
-                    device,
-                    kind: d.kind,
-                    opted_in: d.opted_in,
-                    from: t,
-                    to: None,
-                    engine_person,
-                    current: None,
-                    visits: Vec::new(),
-                });
-                id_by_device.insert(d.device, idx);
-                let v = ids_by_person.entry(d.person).or_default();
-                v.retain(|&i| ids[i].to.is_none());
-                v.push(idx);
-            }
-            Record::Truth(g) => {
-                let zone = g.zone.as_deref().and_then(zone_of);
-                let Some(list) = ids_by_person.get(&g.person) else {
-                    continue;
-                };
-                let settled = first_t.is_some_and(|f| t >= f + (options.settle_s * 1000.0) as u64);
-                for &i in list {
-                    let idt = &mut ids[i];
-                    if idt.to.is_some() {
-                        continue;
-                    }
-                    if settled && !g.left && !g.change {
-                        if let Some(loc) =
-                            idt.device.and_then(|ev| engine.locate(&ev, Timestamp(t)))
-                        {
-                            let (dx, dy) = (loc.position.x - g.x, loc.position.y - g.y);
-                            position_errors.push(f64::from((dx * dx + dy * dy).sqrt()));
-                        }
-                        samples += 1;
-                        let engine_zone = idt
-                            .engine_person
-                            .and_then(|p| latest_open.get(&p))
-                            .and_then(|v| v.last())
-                            .and_then(|&s| sessions.get(s))
-                            .map(|s| s.zone);
-                        if engine_zone == zone {
-                            hits += 1;
-                        }
-                        let since = idt.current.map_or(0, |(_, start)| t.saturating_sub(start));
-                        if since >= SETTLED_MS {
-                            settled_n.0 += 1;
-                            settled_n.1 += u64::from(engine_zone == zone);
-                        }
-                        for (k, sigma) in [1.0f32, 2.0].into_iter().enumerate() {
-                            let (dx, dy) = gaussian_pair(&mut oracle_rng);
-                            let q = footfall_engine::config::Point {
-                                x: g.x + sigma * dx,
-                                y: g.y + sigma * dy,
-                            };
-                            let oz = plan.zone_at(q).map(|z| ZoneIdx(z as u16));
-                            if let Some(b) = bound.get_mut(k) {
-                                *b += u64::from(oz == zone);
-                            }
-                        }
-                    }
-                    if g.left {
-                        close_identity(idt, t);
-                        continue;
-                    }
-                    match idt.current {
-                        Some((z, _)) if z == zone => {}
-                        Some((z, start)) => {
-                            if let Some(z) = z {
-                                idt.visits
-                                    .push(Visit::new(z, start, Some(t), start == idt.from));
-                            }
-                            idt.current = Some((zone, t));
-                        }
-                        None => {
-                            idt.current =
-                                Some((zone, if t <= idt.from + 1000 { idt.from } else { t }))
-                        }
-                    }
-                }
-            }
-            _ => {}
+        score.last_t = score.last_t.max(t);
+        if let Record::Sighting(s) = &record {
+            replay_sighting(&mut engine, s);
+            score.drain(&mut engine);
         }
+        score.record(&mut engine, &record, true);
     }
-    // Close the books at the last record: open visits and sessions stay open-ended.
-    for idt in &mut ids {
-        if let Some((Some(z), start)) = idt.current.take() {
-            idt.visits
-                .push(Visit::new(z, start, None, start == idt.from));
-        }
-    }
-    let min_visit = (options.min_visit_s * 1000.0) as u64;
-    for idt in &mut ids {
-        merge_detours(&mut idt.visits, min_visit);
-    }
-    let start = first_t.unwrap_or(0);
-    report.seconds = last_t.saturating_sub(start) as f64 / 1000.0;
-    report.identities = ids.len() as u64;
-    report.unmapped_identities = ids.iter().filter(|i| i.engine_person.is_none()).count() as u64;
-    report.device_hours = ids
-        .iter()
-        .map(|i| i.to.unwrap_or(last_t).saturating_sub(i.from) as f64)
-        .sum::<f64>()
-        / 3_600_000.0;
-    report.zone_samples = samples;
-    report.position_error = Spread::of(position_errors);
-    report.zone_accuracy = if samples == 0 {
-        0.0
-    } else {
-        hits as f64 / samples as f64
-    };
-    let ratio = |a: u64, n: u64| if n == 0 { 0.0 } else { a as f64 / n as f64 };
-    report.zone_accuracy_settled = ratio(settled_n.1, settled_n.0);
-    report.zone_accuracy_bound_1m = ratio(bound[0], samples);
-    report.zone_accuracy_bound_2m = ratio(bound[1], samples);
-    report.sessions = sessions.len() as u64;
+    Ok(score.finish(layout, engine_config))
+}
 
-    // Match sessions to visits.
-    let enter_tol = (options.enter_tolerance_s * 1000.0) as u64;
-    let exit_tol = (options.exit_tolerance_s * 1000.0) as u64;
-    for s in &sessions {
-        let Some(&i) = id_by_engine.get(&s.person) else {
-            report.unattributed_sessions += 1;
-            continue;
-        };
-        let s_end = s.exit.unwrap_or(last_t);
-        let best = ids[i]
-            .visits
-            .iter()
-            .enumerate()
-            .filter(|(_, v)| v.zone == s.zone)
-            .filter_map(|(k, v)| {
-                let v_end = v.end.unwrap_or(last_t);
-                // The session must begin during the visit (or just before it).
-                let starts_here =
-                    s.enter + enter_tol >= v.start && s.enter < v_end.max(v.start + 1);
-                starts_here.then(|| (k, s_end.min(v_end) as i64 - s.enter.max(v.start) as i64))
-            })
-            .max_by_key(|&(k, overlap)| (overlap, std::cmp::Reverse(k)));
-        match best {
-            None => report.false_sessions += 1,
-            Some((k, _)) => {
-                let v = &mut ids[i].visits[k];
-                v.sessions += 1;
-                if v.first_enter.is_none_or(|e| s.enter < e) {
-                    v.first_enter = Some(s.enter);
-                }
-                v.last_exit = Some(match (v.last_exit, s.exit) {
-                    (Some(Some(a)), Some(b)) => Some(a.max(b)),
-                    (Some(None), _) | (_, None) => None,
-                    (None, e) => e,
-                });
+/// Scores events that did not come from an engine of this process — typically what a subscriber
+/// received from a gateway that replayed the same recording — against the recording's ground
+/// truth, with the same definitions and code as [`evaluate_with`].
+///
+/// `events` are the events in the order they were emitted (the engine's `seq`); they are
+/// stable-sorted by time. The engine built from `layout` and `engine_config` replays nothing:
+/// it only maps ground-truth identities to the pseudonyms a gateway with the same config
+/// (same secret) publishes ([`Engine::person_for`]). Sightings are not replayed, so
+/// [`EvalReport::position_error`] stays empty. Time is the recording's: an event counts for the
+/// zone-accuracy samples of later records (an event at exactly a record's time is taken to
+/// follow it, as a sighting's events follow the sighting), and events after the recording's last
+/// line (e.g. a replay's end-of-input drain) are ignored, as [`evaluate`] stops the clock there.
+pub fn evaluate_events(
+    layout: &StoreLayout,
+    engine_config: &EngineConfig,
+    records: impl IntoIterator<Item = Result<Record, ReadError>>,
+    events: impl IntoIterator<Item = ObservedEvent>,
+    options: &EvalOptions,
+) -> Result<EvalReport, EvalError> {
+    let mut engine = new_engine(layout, engine_config)?;
+    let mut events: Vec<ObservedEvent> = events.into_iter().collect();
+    events.sort_by_key(|e| e.time);
+    let mut events = events.into_iter().peekable();
+    let mut score = Scorer::new(layout, options);
+    for record in records {
+        let record = record?;
+        let Some(t) = record.time() else { continue };
+        score.first_t.get_or_insert(t);
+        while let Some(ev) = events.next_if(|e| e.time < t) {
+            score.event(&ev);
+        }
+        score.last_t = score.last_t.max(t);
+        score.record(&mut engine, &record, false);
+    }
+    let last_t = score.last_t;
+    for ev in events.take_while(|e| e.time <= last_t) {
+        score.event(&ev);
+    }
+    Ok(score.finish(layout, engine_config))
+}
+
+/// The scoring state shared by [`evaluate_with`] and [`evaluate_events`]: ground-truth visits
+/// from the records, sessions from the events, zone-accuracy samples from both as they
+/// interleave in time.
+struct Scorer {
+    options: EvalOptions,
+    zone_ids: Vec<String>,
+    plan: crate::geometry::FloorPlan,
+    oracle_rng: rand_chacha::ChaCha8Rng,
+    ids: Vec<IdentityTruth>,
+    id_by_device: HashMap<u32, usize>,
+    ids_by_person: HashMap<u32, Vec<usize>>,
+    id_by_engine: HashMap<PersonId, usize>,
+    sessions: Vec<Session>,
+    open: HashMap<(PersonId, ZoneIdx), usize>,
+    latest_open: HashMap<PersonId, Vec<usize>>,
+    triggers: Vec<(u16, PersonId)>,
+    report: EvalReport,
+    first_t: Option<u64>,
+    last_t: u64,
+    hits: u64,
+    samples: u64,
+    position_errors: Vec<f64>,
+    /// Settled samples, and how many of them the engine got right.
+    settled_n: (u64, u64),
+    /// Oracle hits at 1 m and 2 m.
+    bound: [u64; 2],
+}
+
+impl Scorer {
+    fn new(layout: &StoreLayout, options: &EvalOptions) -> Self {
+        Self {
+            options: options.clone(),
+            zone_ids: layout.zones.iter().map(|z| z.id.clone()).collect(),
+            plan: crate::geometry::FloorPlan::new(layout),
+            oracle_rng: <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0x0ac1e),
+            ids: Vec::new(),
+            id_by_device: HashMap::new(),
+            ids_by_person: HashMap::new(),
+            id_by_engine: HashMap::new(),
+            sessions: Vec::new(),
+            open: HashMap::new(),
+            latest_open: HashMap::new(),
+            triggers: Vec::new(),
+            report: EvalReport {
+                store: layout.store_id.clone(),
+                options: options.clone(),
+                ..Default::default()
+            },
+            first_t: None,
+            last_t: 0,
+            hits: 0,
+            samples: 0,
+            position_errors: Vec::new(),
+            settled_n: (0, 0),
+            bound: [0; 2],
+        }
+    }
+
+    /// Every event the engine has queued.
+    fn drain(&mut self, engine: &mut Engine) {
+        while let Some(ev) = engine.poll_event() {
+            if let Some(ev) = ObservedEvent::from_engine(&ev) {
+                self.event(&ev);
             }
         }
     }
-    let (mut enter, mut exit) = (Vec::new(), Vec::new());
-    for idt in &ids {
-        for v in &idt.visits {
-            report.flaps += u64::from(v.sessions.saturating_sub(1));
-            let long = v.end.unwrap_or(last_t).saturating_sub(v.start) >= min_visit;
-            if long {
-                report.visits += 1;
-                if v.sessions == 0 {
-                    report.missed_sessions += 1;
+
+    /// One event: opens or closes a session, or notes a trigger.
+    fn event(&mut self, ev: &ObservedEvent) {
+        let (t, person) = (ev.time, ev.person);
+        match ev.kind {
+            ObservedKind::ZoneEnter(zone) => {
+                let i = self.sessions.len();
+                self.sessions.push(Session {
+                    person,
+                    zone,
+                    enter: t,
+                    exit: None,
+                });
+                self.open.insert((person, zone), i);
+                self.latest_open.entry(person).or_default().push(i);
+            }
+            ObservedKind::ZoneExit(zone) => {
+                if let Some(i) = self.open.remove(&(person, zone)) {
+                    if let Some(s) = self.sessions.get_mut(i) {
+                        s.exit = Some(t);
+                    }
+                    if let Some(v) = self.latest_open.get_mut(&person) {
+                        v.retain(|&j| j != i);
+                    }
                 }
             }
-            if !long || v.sessions == 0 {
+            ObservedKind::CampaignTrigger(campaign) => self.triggers.push((campaign.0, person)),
+        }
+    }
+
+    /// One record (its time already in `first_t` / `last_t`): identities from `device` lines,
+    /// visits and zone-accuracy samples from `truth` lines. `locate` also measures the position
+    /// error (only meaningful when `engine` replayed the sightings).
+    fn record(&mut self, engine: &mut Engine, record: &Record, locate: bool) {
+        let Some(t) = record.time() else { return };
+        match record {
+            Record::Sighting(_) => self.report.sightings += 1,
+            Record::Device(d) => self.device(engine, d, t),
+            Record::Truth(g) => self.truth(engine, g, t, locate),
+            Record::Header(_) => {}
+        }
+    }
+
+    fn device(&mut self, engine: &mut Engine, d: &DeviceRecord, t: u64) {
+        let ids = &mut self.ids;
+        let idx = ids.len();
+        if let Some(&prev) = self.id_by_device.get(&d.device) {
+            if let Some(p) = ids.get_mut(prev) {
+                close_identity(p, t);
+            }
+        }
+        let device = device_evidence(d);
+        let engine_person = device.map(|ev| engine.person_for(&ev, Timestamp(t)));
+        if let Some(p) = engine_person {
+            self.id_by_engine.insert(p, idx);
+        }
+        ids.push(IdentityTruth {
+            device,
+            kind: d.kind,
+            opted_in: d.opted_in,
+            from: t,
+            to: None,
+            engine_person,
+            current: None,
+            visits: Vec::new(),
+        });
+        self.id_by_device.insert(d.device, idx);
+        let v = self.ids_by_person.entry(d.person).or_default();
+        v.retain(|&i| ids.get(i).is_some_and(|i| i.to.is_none()));
+        v.push(idx);
+    }
+
+    fn truth(&mut self, engine: &mut Engine, g: &TruthRecord, t: u64, locate: bool) {
+        let zone = g.zone.as_deref().and_then(|id| {
+            self.zone_ids
+                .iter()
+                .position(|z| z == id)
+                .map(|i| ZoneIdx(i as u16))
+        });
+        let Some(list) = self.ids_by_person.get(&g.person) else {
+            return;
+        };
+        let settled = self
+            .first_t
+            .is_some_and(|f| t >= f + (self.options.settle_s * 1000.0) as u64);
+        for &i in list {
+            let Some(idt) = self.ids.get_mut(i) else {
+                continue;
+            };
+            if idt.to.is_some() {
                 continue;
             }
-            if let (false, Some(e)) = (v.started_with_identity, v.first_enter) {
-                enter.push(e as i64 - v.start as i64);
-            }
-            if let Some(end) = v.end {
-                match v.last_exit {
-                    Some(Some(x)) => exit.push(x as i64 - end as i64),
-                    Some(None) if last_t > end + exit_tol => report.exits_missing += 1,
-                    _ => {}
+            if settled && !g.left && !g.change {
+                if locate {
+                    if let Some(loc) = idt.device.and_then(|ev| engine.locate(&ev, Timestamp(t))) {
+                        let (dx, dy) = (loc.position.x - g.x, loc.position.y - g.y);
+                        self.position_errors
+                            .push(f64::from((dx * dx + dy * dy).sqrt()));
+                    }
                 }
+                self.samples += 1;
+                let engine_zone = idt
+                    .engine_person
+                    .and_then(|p| self.latest_open.get(&p))
+                    .and_then(|v| v.last())
+                    .and_then(|&s| self.sessions.get(s))
+                    .map(|s| s.zone);
+                if engine_zone == zone {
+                    self.hits += 1;
+                }
+                let since = idt.current.map_or(0, |(_, start)| t.saturating_sub(start));
+                if since >= SETTLED_MS {
+                    self.settled_n.0 += 1;
+                    self.settled_n.1 += u64::from(engine_zone == zone);
+                }
+                for (k, sigma) in [1.0f32, 2.0].into_iter().enumerate() {
+                    let (dx, dy) = gaussian_pair(&mut self.oracle_rng);
+                    let q = footfall_engine::config::Point {
+                        x: g.x + sigma * dx,
+                        y: g.y + sigma * dy,
+                    };
+                    let oz = self.plan.zone_at(q).map(|z| ZoneIdx(z as u16));
+                    if let Some(b) = self.bound.get_mut(k) {
+                        *b += u64::from(oz == zone);
+                    }
+                }
+            }
+            if g.left {
+                close_identity(idt, t);
+                continue;
+            }
+            match idt.current {
+                Some((z, _)) if z == zone => {}
+                Some((z, start)) => {
+                    if let Some(z) = z {
+                        idt.visits
+                            .push(Visit::new(z, start, Some(t), start == idt.from));
+                    }
+                    idt.current = Some((zone, t));
+                }
+                None => idt.current = Some((zone, if t <= idt.from + 1000 { idt.from } else { t })),
             }
         }
     }
-    report.enter_latency = Latency::of(enter);
-    report.exit_latency = Latency::of(exit);
-    report.flaps_per_device_hour = if report.device_hours > 0.0 {
-        report.flaps as f64 / report.device_hours
-    } else {
-        0.0
-    };
-    report.campaigns = score_campaigns(
-        layout,
-        engine_config,
-        &ids,
-        &id_by_engine,
-        &triggers,
-        options,
-    );
-    Ok(report)
+
+    /// Closes the books at the last record (open visits and sessions stay open-ended) and
+    /// matches sessions to visits.
+    fn finish(self, layout: &StoreLayout, engine_config: &EngineConfig) -> EvalReport {
+        let Scorer {
+            options,
+            mut ids,
+            id_by_engine,
+            sessions,
+            triggers,
+            mut report,
+            first_t,
+            last_t,
+            hits,
+            samples,
+            position_errors,
+            settled_n,
+            bound,
+            ..
+        } = self;
+        for idt in &mut ids {
+            if let Some((Some(z), start)) = idt.current.take() {
+                idt.visits
+                    .push(Visit::new(z, start, None, start == idt.from));
+            }
+        }
+        let min_visit = (options.min_visit_s * 1000.0) as u64;
+        for idt in &mut ids {
+            merge_detours(&mut idt.visits, min_visit);
+        }
+        let start = first_t.unwrap_or(0);
+        report.seconds = last_t.saturating_sub(start) as f64 / 1000.0;
+        report.identities = ids.len() as u64;
+        report.unmapped_identities =
+            ids.iter().filter(|i| i.engine_person.is_none()).count() as u64;
+        report.device_hours = ids
+            .iter()
+            .map(|i| i.to.unwrap_or(last_t).saturating_sub(i.from) as f64)
+            .sum::<f64>()
+            / 3_600_000.0;
+        report.zone_samples = samples;
+        report.position_error = Spread::of(position_errors);
+        let ratio = |a: u64, n: u64| if n == 0 { 0.0 } else { a as f64 / n as f64 };
+        report.zone_accuracy = ratio(hits, samples);
+        report.zone_accuracy_settled = ratio(settled_n.1, settled_n.0);
+        report.zone_accuracy_bound_1m = ratio(bound[0], samples);
+        report.zone_accuracy_bound_2m = ratio(bound[1], samples);
+        report.sessions = sessions.len() as u64;
+
+        // Match sessions to visits.
+        let enter_tol = (options.enter_tolerance_s * 1000.0) as u64;
+        let exit_tol = (options.exit_tolerance_s * 1000.0) as u64;
+        for s in &sessions {
+            let Some(idt) = id_by_engine.get(&s.person).and_then(|&i| ids.get_mut(i)) else {
+                report.unattributed_sessions += 1;
+                continue;
+            };
+            let s_end = s.exit.unwrap_or(last_t);
+            let best = idt
+                .visits
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| v.zone == s.zone)
+                .filter_map(|(k, v)| {
+                    let v_end = v.end.unwrap_or(last_t);
+                    // The session must begin during the visit (or just before it).
+                    let starts_here =
+                        s.enter + enter_tol >= v.start && s.enter < v_end.max(v.start + 1);
+                    starts_here.then(|| (k, s_end.min(v_end) as i64 - s.enter.max(v.start) as i64))
+                })
+                .max_by_key(|&(k, overlap)| (overlap, std::cmp::Reverse(k)));
+            match best.and_then(|(k, _)| idt.visits.get_mut(k)) {
+                None => report.false_sessions += 1,
+                Some(v) => {
+                    v.sessions += 1;
+                    if v.first_enter.is_none_or(|e| s.enter < e) {
+                        v.first_enter = Some(s.enter);
+                    }
+                    v.last_exit = Some(match (v.last_exit, s.exit) {
+                        (Some(Some(a)), Some(b)) => Some(a.max(b)),
+                        (Some(None), _) | (_, None) => None,
+                        (None, e) => e,
+                    });
+                }
+            }
+        }
+        let (mut enter, mut exit) = (Vec::new(), Vec::new());
+        for idt in &ids {
+            for v in &idt.visits {
+                report.flaps += u64::from(v.sessions.saturating_sub(1));
+                let long = v.end.unwrap_or(last_t).saturating_sub(v.start) >= min_visit;
+                if long {
+                    report.visits += 1;
+                    if v.sessions == 0 {
+                        report.missed_sessions += 1;
+                    }
+                }
+                if !long || v.sessions == 0 {
+                    continue;
+                }
+                if let (false, Some(e)) = (v.started_with_identity, v.first_enter) {
+                    enter.push(e as i64 - v.start as i64);
+                }
+                if let Some(end) = v.end {
+                    match v.last_exit {
+                        Some(Some(x)) => exit.push(x as i64 - end as i64),
+                        Some(None) if last_t > end + exit_tol => report.exits_missing += 1,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        report.enter_latency = Latency::of(enter);
+        report.exit_latency = Latency::of(exit);
+        report.flaps_per_device_hour = if report.device_hours > 0.0 {
+            report.flaps as f64 / report.device_hours
+        } else {
+            0.0
+        };
+        report.campaigns = score_campaigns(
+            layout,
+            engine_config,
+            &ids,
+            &id_by_engine,
+            &triggers,
+            &options,
+        );
+        report
+    }
 }
 
 fn problems(p: &[footfall_engine::config::ConfigProblem]) -> String {

@@ -25,7 +25,10 @@ pub mod simulator;
 
 pub use config::{load_store_file, Fault, SimConfig, SimFile, StoreFileError};
 pub use convert::to_inputs;
-pub use eval::{evaluate, evaluate_recording, evaluate_with, EvalError, EvalOptions, EvalReport};
+pub use eval::{
+    evaluate, evaluate_events, evaluate_recording, evaluate_with, EvalError, EvalOptions,
+    EvalReport, ObservedEvent, ObservedKind,
+};
 pub use record::{Header, Record};
 pub use recording::{ReadError, ReadErrorKind, ReadOptions, Recorder, RecordingReader, SkipCounts};
 pub use simulator::{simulate_to_writer, SimSummary, Simulator};

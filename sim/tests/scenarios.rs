@@ -99,3 +99,53 @@ fn the_engine_beats_a_two_metre_locator_on_the_boutique() {
         "settled accuracy below overall:\n{r}"
     );
 }
+
+/// `evaluate_events` shares `evaluate`'s scoring: fed the events of an engine driven the way
+/// `evaluate` drives it (timers at their due time, before the next record), it gives the same
+/// report but for the position error, which no event carries.
+#[test]
+fn scoring_external_events_reproduces_evaluate() {
+    use footfall_engine::time::Timestamp;
+    use footfall_sim::{evaluate_events, EvalOptions, ObservedEvent};
+
+    let file = example("boutique");
+    let records: Vec<_> = Simulator::new(&file, 3.0, 5).collect();
+    let mut engine = footfall_engine::Engine::new(file.layout.clone(), file.engine.clone())
+        .expect("engine config");
+    let mut events = Vec::new();
+    let mut last = 0;
+    for r in &records {
+        let Some(t) = r.time() else { continue };
+        while let Some(due) = engine.poll_timeout().filter(|d| d.0 <= t) {
+            engine.handle_timeout(Timestamp(due.0.max(last)));
+        }
+        last = last.max(t);
+        if let footfall_sim::Record::Sighting(s) = r {
+            let (now, inputs) = footfall_sim::to_inputs(s);
+            for input in inputs {
+                engine.handle(now, input);
+            }
+        }
+        events.extend(std::iter::from_fn(|| engine.poll_event()));
+    }
+    let observed = events.iter().filter_map(ObservedEvent::from_engine);
+    let options = EvalOptions::default();
+    let external = evaluate_events(
+        &file.layout,
+        &file.engine,
+        records.iter().cloned().map(Ok),
+        observed,
+        &options,
+    )
+    .expect("scoring runs");
+    let internal = evaluate(&file.layout, &file.engine, records).expect("evaluation runs");
+    assert!(internal.sessions > 5, "too few sessions:\n{internal}");
+    assert_eq!(external.position_error.n, 0);
+    assert_eq!(
+        footfall_sim::EvalReport {
+            position_error: internal.position_error,
+            ..external
+        },
+        internal
+    );
+}

@@ -10,6 +10,7 @@
 pub mod certs;
 pub mod metrics;
 pub mod qemu;
+pub mod schemas;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
