@@ -285,6 +285,9 @@ pub struct LocateConfig {
     pub reading_sigma_db: f32,
     /// σ of a device's transmit-power offset (phone models differ), dB.
     pub device_offset_sigma_db: f32,
+    /// Online node calibration: after each confident evaluation every hearing node's bias
+    /// moves this fraction of its residual towards it (0 = off).
+    pub calibration_rate: f32,
 }
 
 impl Default for LocateConfig {
@@ -298,6 +301,7 @@ impl Default for LocateConfig {
             cell_m: 0.0,
             reading_sigma_db: 4.0,
             device_offset_sigma_db: 3.0,
+            calibration_rate: 0.0,
         }
     }
 }
@@ -824,6 +828,13 @@ impl EngineConfig {
             p.add(
                 "engine.locate.device_offset_sigma_db",
                 "device_offset_sigma_db must be 0.1..=30",
+                None,
+            );
+        }
+        if !l.calibration_rate.is_finite() || !(0.0..=0.1).contains(&l.calibration_rate) {
+            p.add(
+                "engine.locate.calibration_rate",
+                "calibration_rate must be 0..=0.1",
                 None,
             );
         }

@@ -29,6 +29,8 @@ const MAX_LOG_ODDS: f32 = 8.0;
 /// Largest scoring window around the strongest node, metres (cells of the session's zone
 /// beyond it are scored as well).
 const WINDOW_MAX_M: f32 = 8.0;
+/// Learned node biases are bounded to this, dB.
+const MAX_NODE_BIAS_DB: f32 = 10.0;
 /// Events reserved up front; the queue grows towards `limits.max_events_queued` only in bursts.
 const INITIAL_EVENT_CAPACITY: usize = 1024;
 /// A node that reported anything this recently may testify that it does not hear a device.
@@ -199,6 +201,8 @@ pub struct Engine {
     adjacent: Vec<bool>,
     /// Expected RSSI per (cell, node): zones are scored from it.
     map: RadioMap,
+    /// Learned per-node RSSI bias, dB (subtracted from readings; mean kept at 0).
+    node_bias: Vec<f32>,
 }
 
 impl core::fmt::Debug for Engine {
@@ -449,6 +453,7 @@ impl Engine {
             nodes_offline: 0,
             adjacent: adjacency(&zones, p.adjacency_m),
             map,
+            node_bias: vec![0.0; nodes.len()],
             nodes,
             node_index,
             zones,
@@ -534,6 +539,13 @@ impl Engine {
     /// The radio map's cell size (metres) and the heap bytes it holds.
     pub fn radio_map_size(&self) -> (f32, usize) {
         (self.map.cell_m(), self.map.bytes())
+    }
+
+    /// The RSSI bias online calibration has learned for `node`, dB (readings are corrected by
+    /// it; biases are relative, their mean is 0). `None` for an unknown node.
+    pub fn node_rssi_bias_db(&self, node: NodeId) -> Option<f32> {
+        let i = *self.node_index.get(usize::from(node))?;
+        self.node_bias.get(usize::from(i)).copied()
     }
 
     /// Counters.
@@ -995,7 +1007,12 @@ impl Engine {
             *p = *r;
             *m = MapReading {
                 node: *node,
-                rssi: r.rssi,
+                rssi: r.rssi
+                    - self
+                        .node_bias
+                        .get(usize::from(*node))
+                        .copied()
+                        .unwrap_or(0.0),
             };
         }
         let (Some(plain), Some(heard)) = (plain.get(..n), heard.get(..n)) else {
@@ -1048,6 +1065,17 @@ impl Engine {
         let Some(score) = score else {
             return (Some(est), Eval::Unknown);
         };
+        let rate = self.config.locate.calibration_rate;
+        if rate > 0.0 && score.best_p >= 0.9 && n >= 3 {
+            let mut res = [0f32; MAX_LINKS];
+            self.map.residuals(score.best_cell, heard, &noise, &mut res);
+            for (r, e) in heard.iter().zip(res.iter()) {
+                if let Some(b) = self.node_bias.get_mut(usize::from(r.node)) {
+                    *b = (*b + rate * e.clamp(-12.0, 12.0))
+                        .clamp(-MAX_NODE_BIAS_DB, MAX_NODE_BIAS_DB);
+                }
+            }
+        }
         est.pos = score.pos;
         est.uncertainty_m = score.spread_m.max(0.5);
         if est.method == LocateMethod::NearestNode && nearest > loc.single_node_max_m {
@@ -1519,6 +1547,13 @@ impl Engine {
     // ----------------------------------------------------------------------------------------
 
     fn housekeeping(&mut self, now: u64) {
+        // Node biases are relative: a common shift is every device's transmit offset.
+        if !self.node_bias.is_empty() {
+            let mean = self.node_bias.iter().sum::<f32>() / self.node_bias.len() as f32;
+            for b in &mut self.node_bias {
+                *b -= mean;
+            }
+        }
         for i in 0..self.nodes.len() {
             let Some(n) = self.nodes.get_mut(i) else {
                 continue;

@@ -82,6 +82,8 @@ pub(crate) struct ZoneScore {
     pub(crate) pos: Point,
     /// RMS distance of the cells' mass from `pos`, metres.
     pub(crate) spread_m: f32,
+    /// The most likely cell.
+    pub(crate) best_cell: u32,
 }
 
 /// The precomputed radio map and its scratch space.
@@ -387,7 +389,11 @@ impl RadioMap {
         self.touched.clear();
         let outside_slot = self.zone_mass.len().saturating_sub(1);
         let (mut total, mut sx, mut sy, mut sxx) = (0f32, 0f32, 0f32, 0f32);
+        let mut best_cell = 0u32;
         for &(ci, ll) in &self.cell_ll {
+            if ll >= best_ll {
+                best_cell = ci;
+            }
             let Some(cell) = self.cells.get(ci as usize) else {
                 continue;
             };
@@ -445,7 +451,35 @@ impl RadioMap {
             current_p,
             pos,
             spread_m: spread,
+            best_cell,
         })
+    }
+
+    /// Each reading's residual at `cell` after the device's transmit offset is taken out:
+    /// `rᵢ − meanᵢ(cell) − b*`, written to `out` (in reading order).
+    pub(crate) fn residuals(
+        &self,
+        cell: u32,
+        readings: &[MapReading],
+        m: &NoiseModel,
+        out: &mut [f32],
+    ) {
+        let stride = self.cells.len();
+        let (mut sw, mut swe) = (0f32, 0f32);
+        for (o, r) in out.iter_mut().zip(readings) {
+            let e = self
+                .expect
+                .get(usize::from(r.node) * stride + cell as usize)
+                .copied()
+                .unwrap_or_default();
+            *o = r.rssi - e.mean;
+            sw += e.precision;
+            swe += e.precision * *o;
+        }
+        let offset = swe / (sw + m.offset_precision);
+        for o in out.iter_mut().take(readings.len()) {
+            *o -= offset;
+        }
     }
 }
 

@@ -455,3 +455,51 @@ fn config_deserializes_from_toml_shape_with_defaults() {
 fn serde_json_like() -> footfall_engine::EngineConfig {
     footfall_engine::EngineConfig::default()
 }
+
+/// Online calibration (`locate.calibration_rate`): one node reads 6 dB hotter than configured
+/// (a different enclosure, say). After devices have stood around the floor, the engine has
+/// learned that node's bias (biases are relative, so with six nodes ≈ 6 × 5/6 = 5 dB) and left
+/// the others near 0; with calibration off nothing is learned.
+#[test]
+fn online_calibration_learns_a_hot_node() {
+    use rand::{Rng, SeedableRng};
+    let layout = layout();
+    let mut truth = layout.clone();
+    let hot = 14;
+    for n in &mut truth.nodes {
+        if n.id == hot {
+            n.rssi_at_1m += 6.0;
+        }
+    }
+    let run = |rate: f32| {
+        let mut cfg = config();
+        cfg.locate.calibration_rate = rate;
+        let mut d = Driver::new(layout.clone(), cfg);
+        let mut radio = Radio::new(11, 3.0);
+        radio.fade_prob = 0.0;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        d.nodes_alive(&layout, &[]);
+        for i in 0..40 {
+            let at = Point {
+                x: rng.gen_range(1.0..29.0),
+                y: rng.gen_range(1.0..19.0),
+            };
+            d.stand(&truth, &mut radio, addr(1000 + i), at, 20, 250);
+        }
+        layout
+            .nodes
+            .iter()
+            .map(|n| (n.id, d.engine.node_rssi_bias_db(n.id).unwrap_or(f32::NAN)))
+            .collect::<Vec<_>>()
+    };
+    let learned = run(0.003);
+    println!("learned biases: {learned:?}");
+    for (id, b) in &learned {
+        if *id == hot {
+            assert!((3.5..=6.5).contains(b), "hot node {id}: {b:.2} dB");
+        } else {
+            assert!(b.abs() <= 2.0, "node {id}: {b:.2} dB");
+        }
+    }
+    assert!(run(0.0).iter().all(|(_, b)| *b == 0.0));
+}
