@@ -37,6 +37,7 @@ struct Labelled {
     scanner_restarts: BTreeMap<(&'static str, String), u64>,
     outbox_dropped: BTreeMap<(&'static str, &'static str), u64>,
     node_health: BTreeMap<NodeId, NodeHealth>,
+    node_bias: BTreeMap<NodeId, f32>,
     publish_latency: Histogram,
 }
 
@@ -119,6 +120,13 @@ pub fn runtime_channel_full() {
 pub fn node_report(node: NodeId, health: NodeHealth) {
     with_labelled(|l| {
         l.node_health.insert(node, health);
+    });
+}
+
+/// The RSSI bias the engine's online calibration has learned for a configured node, dB.
+pub fn node_rssi_bias(node: NodeId, db: f32) {
+    with_labelled(|l| {
+        l.node_bias.insert(node, db);
     });
 }
 
@@ -374,6 +382,15 @@ pub fn render() -> String {
                 h.dropped_sightings
             );
         }
+        header(
+            &mut out,
+            "footfall_node_rssi_bias_db",
+            "gauge",
+            "RSSI bias learned by online calibration (relative to the other nodes; only with [engine.locate] calibration_rate > 0). A node far from 0 reads hotter or colder than configured: check its mounting or calibration.",
+        );
+        for (node, b) in &l.node_bias {
+            let _ = writeln!(out, "footfall_node_rssi_bias_db{{node=\"{node}\"}} {b:.2}");
+        }
         let h = &l.publish_latency;
         header(
             &mut out,
@@ -514,8 +531,10 @@ mod tests {
         rejected("test", Some(7), "bad_mac");
         frame_accepted("test", 7);
         engine_event("zone.enter");
+        node_rssi_bias(7, -1.25);
         published(Duration::from_micros(300));
         let text = render();
+        assert!(text.contains("footfall_node_rssi_bias_db{node=\"7\"} -1.25"));
         assert!(text.contains("footfall_sightings_total{source=\"test\",node=\"7\"}"));
         assert!(text.contains(
             "footfall_frames_rejected_total{source=\"test\",node=\"7\",reason=\"bad_mac\"}"

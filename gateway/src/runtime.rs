@@ -332,6 +332,13 @@ impl<C: Clock> Runtime<C> {
             self.last_engine_stats.evictions_stale + self.last_engine_stats.evictions_capacity;
         metrics::evictions(ev.saturating_sub(prev));
         self.last_engine_stats = s;
+        if self.engine.config().locate.calibration_rate > 0.0 {
+            for n in &self.engine.layout().nodes {
+                if let Some(b) = self.engine.node_rssi_bias_db(n.id) {
+                    metrics::node_rssi_bias(n.id, b);
+                }
+            }
+        }
     }
 
     /// Runs until every source sender is gone (inputs ended), `shutdown` is cancelled, or the
