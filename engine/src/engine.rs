@@ -28,7 +28,7 @@ const MAX_DEADLINE: u64 = (1 << (64 - SLOT_BITS)) - 1;
 const MAX_LOG_ODDS: f32 = 8.0;
 /// Largest scoring window around the strongest node, metres (cells of the session's zone
 /// beyond it are scored as well).
-const WINDOW_MAX_M: f32 = 8.0;
+const WINDOW_MAX_M: f32 = 5.0;
 /// Learned node biases are bounded to this, dB.
 const MAX_NODE_BIAS_DB: f32 = 10.0;
 /// Events reserved up front; the queue grows towards `limits.max_events_queued` only in bursts.

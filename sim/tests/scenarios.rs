@@ -55,9 +55,9 @@ fn assert_floors(r: &EvalReport) {
 }
 
 // Ignored, not loosened: the engine does not reach these floors (issue 3). Last measured with
-// the radio-map engine (docs/accuracy.md): boutique 89.1 % / enter p95 6.9 s / exit p95 6.3 s /
-// 8.2 flaps per device-hour (5 flaps in 0.61 device-hours); large store 76.3 % / 11.1 s /
-// 12.1 s / 3.3. docs/accuracy.md explains why the floors are out of reach on these stores (an
+// the radio-map engine (docs/accuracy.md): boutique 90.2 % / enter p95 5.3 s / exit p95 6.3 s /
+// 6.6 flaps per device-hour (4 flaps in 0.61 device-hours); large store 76.2 % / 11.1 s /
+// 12.6 s / 3.0. docs/accuracy.md explains why the floors are out of reach on these stores (an
 // oracle with 1 m of position error scores 90.6 % and 94.6 % here). Run with
 // `cargo test -p footfall-sim --release --test scenarios -- --ignored` while tuning.
 #[test]
@@ -82,7 +82,7 @@ fn evaluation_is_deterministic() {
 }
 
 /// A guard against gross regressions, well below the floors: on the boutique the engine must
-/// place people better than a memoryless locator with 2 m of position error would (89.1 %
+/// place people better than a memoryless locator with 2 m of position error would (90.2 %
 /// against 65.4 % today), and better once they have settled than overall.
 #[test]
 fn the_engine_beats_a_two_metre_locator_on_the_boutique() {
