@@ -127,8 +127,8 @@ pub struct Location {
     pub uncertainty_m: f32,
     /// How it was estimated.
     pub method: LocateMethod,
-    /// The zone the evaluation picks (ignoring session hysteresis state only insofar as the
-    /// device has none), `None` when outside every zone or too uncertain.
+    /// The most probable zone on the radio map (for a device with a session, scored against
+    /// its session's zone), `None` when outside every zone or too uncertain.
     pub zone: Option<ZoneIdx>,
     /// Confidence of that zone.
     pub confidence: f32,
@@ -153,10 +153,10 @@ enum Eval {
         zone: u16,
         conf: f32,
         method: LocateMethod,
-        /// With a session open (evidence mode): how far the estimate lies inside `zone` plus
-        /// how far outside the session's zone, metres; negative while inside the session's
-        /// zone (then `zone` is the session's zone). Otherwise 0.
-        depth: f32,
+        /// With a session open: natural log-odds of `zone` against the session's zone, capped
+        /// at `MAX_LOG_ODDS`; negative (the session zone's odds against the rest) while `zone`
+        /// is the session's zone. Otherwise 0.
+        log_odds: f32,
     },
 }
 
@@ -1105,7 +1105,7 @@ impl Engine {
         self.stats.evaluations += 1;
         // Log-odds of the best zone against the session's zone, bounded so one wild
         // evaluation cannot decide alone.
-        let depth = if !in_session {
+        let log_odds = if !in_session {
             0.0
         } else if score.best != current {
             (score.best_p.max(1e-6) / score.current_p.max(1e-6))
@@ -1124,7 +1124,7 @@ impl Engine {
                 zone: score.best,
                 conf,
                 method: est.method,
-                depth,
+                log_odds,
             }
         };
         (Some(est), ev)
@@ -1136,7 +1136,7 @@ impl Engine {
             zone,
             conf,
             method,
-            depth,
+            log_odds,
         } = ev
         else {
             return;
@@ -1152,7 +1152,7 @@ impl Engine {
         if in_session && evidence_mode {
             // Sequential test "left the session's zone for `zone`": one-sided CUSUM of the
             // log-odds of `zone` against the session's zone.
-            if zone == d.zone || depth <= drift {
+            if zone == d.zone || log_odds <= drift {
                 d.last_in_zone = wrap(now);
             }
             if zone == d.zone {
@@ -1160,7 +1160,7 @@ impl Engine {
                 d.method = method_to(method);
             }
             let before = d.score;
-            d.score = (d.score + step_s * (depth - drift)).max(0.0);
+            d.score = (d.score + step_s * (log_odds - drift)).max(0.0);
             if d.score <= 0.0 || zone == d.zone {
                 if d.score <= 0.0 {
                     d.cand = NONE16;

@@ -211,21 +211,29 @@ impl RadioMap {
             let side = (2.0 * MAX_RADIUS_M / cell).ceil() as usize + 2;
             side * side
         };
+        // Cells grouped by zone slot (outside every zone last), in cell order.
+        let slot_of = |c: &Cell| {
+            if c.zone == OUTSIDE {
+                zones
+            } else {
+                usize::from(c.zone).min(zones)
+            }
+        };
+        let mut order: Vec<u32> = (0..cells.len() as u32).collect();
+        order.sort_by_key(|&i| cells.get(i as usize).map_or(zones, slot_of));
         let mut zone_start = Vec::with_capacity(zones + 2);
-        let mut zone_list = Vec::with_capacity(cells.len());
+        let mut k = 0usize;
         for z in 0..=zones {
-            zone_start.push(zone_list.len() as u32);
-            for (i, c) in cells.iter().enumerate() {
-                let slot = if c.zone == OUTSIDE {
-                    zones
-                } else {
-                    usize::from(c.zone)
-                };
-                if slot == z {
-                    zone_list.push(i as u32);
-                }
+            zone_start.push(k as u32);
+            while order
+                .get(k)
+                .and_then(|&i| cells.get(i as usize))
+                .is_some_and(|c| slot_of(c) == z)
+            {
+                k += 1;
             }
         }
+        let zone_list = order;
         zone_start.push(zone_list.len() as u32);
         let largest_zone = zone_start
             .windows(2)
