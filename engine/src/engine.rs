@@ -520,7 +520,7 @@ impl Engine {
     pub fn locate(&mut self, evidence: &DeviceEvidence, now: Timestamp) -> Option<Location> {
         let key = self.identity.key(evidence);
         let slot = self.table.find(self.identity.fingerprint(&key))?;
-        let (est, ev) = self.locate_device(now.0, slot);
+        let (est, ev) = self.locate_device(now.0, slot, false);
         let est = est?;
         let (zone, confidence) = match ev {
             Eval::At { zone, conf, .. } if zone != OUTSIDE => (Some(ZoneIdx(zone)), conf),
@@ -939,7 +939,9 @@ impl Engine {
     // Location and presence
     // ----------------------------------------------------------------------------------------
 
-    fn locate_device(&mut self, now: u64, slot: u32) -> (Option<Estimate>, Eval) {
+    /// Scores a device's zones. `learn`: the evaluation is the engine's own (not a query
+    /// through [`Engine::locate`]), so online calibration may learn from it.
+    fn locate_device(&mut self, now: u64, slot: u32, learn: bool) -> (Option<Estimate>, Eval) {
         let max_age = self.link_max_age_ms;
         let Some(d) = self.table.get_mut(slot) else {
             return (None, Eval::Unknown);
@@ -1066,7 +1068,7 @@ impl Engine {
             return (Some(est), Eval::Unknown);
         };
         let rate = self.config.locate.calibration_rate;
-        if rate > 0.0 && score.best_p >= 0.9 && n >= 3 {
+        if learn && rate > 0.0 && score.best_p >= 0.9 && n >= 3 {
             let mut res = [0f32; MAX_LINKS];
             self.map.residuals(score.best_cell, heard, &noise, &mut res);
             for (r, e) in heard.iter().zip(res.iter()) {
@@ -1131,7 +1133,7 @@ impl Engine {
     }
 
     fn evaluate(&mut self, now: u64, slot: u32) {
-        let (_, ev) = self.locate_device(now, slot);
+        let (_, ev) = self.locate_device(now, slot, true);
         let Eval::At {
             zone,
             conf,
