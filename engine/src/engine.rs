@@ -1021,7 +1021,18 @@ impl Engine {
             return (None, Eval::Unknown);
         };
         let h = self.config.locate.node_height_m;
-        let Some(mut est) = locate_db(plain, h) else {
+        // Three or more readings: multilateration. The radio map's score replaces its
+        // position and spread, so the least-squares fit is only run when there is no score.
+        let fit = || locate_db(plain, h);
+        let Some(mut est) = (if plain.len() >= 3 {
+            Some(Estimate {
+                pos: plain.first().map_or(Point::default(), |r| r.at),
+                uncertainty_m: f32::INFINITY,
+                method: LocateMethod::Multilateration,
+            })
+        } else {
+            fit()
+        }) else {
             return (None, Eval::Unknown);
         };
         let nearest = plain.first().map_or(f32::INFINITY, |r| {
@@ -1065,7 +1076,7 @@ impl Engine {
                 && !heard.iter().any(|r| r.node == k)
         });
         let Some(score) = score else {
-            return (Some(est), Eval::Unknown);
+            return (fit().or(Some(est)), Eval::Unknown);
         };
         let rate = self.config.locate.calibration_rate;
         if learn && rate > 0.0 && score.best_p >= 0.9 && n >= 3 {

@@ -62,13 +62,6 @@ struct Cell {
     nearest: [u16; NEAREST],
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-struct Expect {
-    mean: f32,
-    /// 1 / (reading variance + the model's spread over the cell).
-    precision: f32,
-}
-
 /// Zone log-likelihoods of one score, normalised to probabilities.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct ZoneScore {
@@ -91,8 +84,11 @@ pub(crate) struct ZoneScore {
 pub(crate) struct RadioMap {
     cell_m: f32,
     cells: Vec<Cell>,
-    /// Node-major `nodes × cells`.
-    expect: Vec<Expect>,
+    /// Expected RSSI per (node, cell), node-major `nodes × cells`: a node's entries for one
+    /// row of cells are contiguous, so a window is scored a row at a time in wide lanes.
+    mean: Vec<f32>,
+    /// 1 / (reading variance + the model's spread over the cell), same layout as `mean`.
+    precision: Vec<f32>,
     /// Cells of each zone (CSR; the slot after the last zone: outside every zone).
     zone_start: Vec<u32>,
     zone_list: Vec<u32>,
@@ -103,6 +99,23 @@ pub(crate) struct RadioMap {
     zone_mass: Vec<f32>,
     touched: Vec<u16>,
     cell_ll: Vec<(u32, f32)>,
+    row: RowSums,
+    /// Per node: 0 not asked yet in this score, 1 silent, 2 not silent.
+    silent_memo: Vec<u8>,
+    silent_asked: Vec<u16>,
+}
+
+/// Per-cell sums of one row of the window, over a device's readings.
+#[derive(Debug, Default)]
+struct RowSums {
+    /// Σ w.
+    sw: Vec<f32>,
+    /// Σ w·e (e: reading minus expected mean).
+    swe: Vec<f32>,
+    /// Σ w·e².
+    swe2: Vec<f32>,
+    /// Π w.
+    prod_w: Vec<f32>,
 }
 
 /// What a map is built from (besides the nodes and the zone of a point).
@@ -179,7 +192,8 @@ impl RadioMap {
             }
         }
         let h2 = h * h;
-        let mut expect = Vec::with_capacity(cells.len() * nodes.len());
+        let mut mean = Vec::with_capacity(cells.len() * nodes.len());
+        let mut precision = Vec::with_capacity(cells.len() * nodes.len());
         let step = cell / SUBSAMPLES as f32;
         // Node-major: a node's entries for neighbouring cells are adjacent, and a window is
         // scanned row by row.
@@ -199,12 +213,10 @@ impl RadioMap {
                     }
                 }
                 let k = (SUBSAMPLES * SUBSAMPLES) as f32;
-                let mean = s / k;
-                let spread = (s2 / k - mean * mean).max(0.0);
-                expect.push(Expect {
-                    mean,
-                    precision: 1.0 / (reading_var + spread).max(0.01),
-                });
+                let m = s / k;
+                let spread = (s2 / k - m * m).max(0.0);
+                mean.push(m);
+                precision.push(1.0 / (reading_var + spread).max(0.01));
             }
         }
         let most = {
@@ -251,8 +263,17 @@ impl RadioMap {
             zone_mass: vec![0.0; zones + 1],
             touched: Vec::with_capacity(zones + 1),
             cell_ll: Vec::with_capacity(most),
+            row: RowSums {
+                sw: vec![0.0; cols],
+                swe: vec![0.0; cols],
+                swe2: vec![0.0; cols],
+                prod_w: vec![0.0; cols],
+            },
+            silent_memo: vec![0; nodes.len()],
+            silent_asked: Vec::with_capacity(nodes.len()),
             cells,
-            expect,
+            mean,
+            precision,
             origin: lo,
             cols,
             rows,
@@ -267,54 +288,12 @@ impl RadioMap {
     /// Heap bytes held.
     pub(crate) fn bytes(&self) -> usize {
         self.cells.capacity() * core::mem::size_of::<Cell>()
-            + self.expect.capacity() * core::mem::size_of::<Expect>()
+            + (self.mean.capacity() + self.precision.capacity()) * 4
+            + self.row.sw.capacity() * 16
+            + self.silent_memo.capacity()
+            + self.silent_asked.capacity() * 2
             + self.cell_ll.capacity() * core::mem::size_of::<(u32, f32)>()
             + self.zone_mass.capacity() * 4
-    }
-
-    fn cell_likelihood(
-        &self,
-        cell: &Cell,
-        ci: usize,
-        readings: &[MapReading],
-        m: &NoiseModel,
-        silent: &impl Fn(u16) -> bool,
-        best_so_far: f32,
-    ) -> f32 {
-        let stride = self.cells.len();
-        let (mut sw, mut swe, mut swe2, mut prod_w) = (0f32, 0f32, 0f32, 1f32);
-        for r in readings {
-            let Some(e) = self.expect.get(usize::from(r.node) * stride + ci) else {
-                continue;
-            };
-            let err = r.rssi - e.mean;
-            sw += e.precision;
-            swe += e.precision * err;
-            swe2 += e.precision * err * err;
-            prod_w *= e.precision;
-        }
-        // The device's transmit offset b is unknown: minimising Σ w(e − b)² + p b² over b
-        // leaves Σ w e² − (Σ w e)² / (Σ w + p).
-        let offset = swe / (sw + m.offset_precision);
-        // The Gaussian normaliser ½ Σ ln wᵢ: cells where the model is steep (next to a node)
-        // spread their mass thinner.
-        let mut ll = -0.5 * (swe2 - swe * offset) + 0.5 * fast_ln(prod_w);
-        if ll < best_so_far - NEGLIGIBLE_LOG {
-            return ll; // silent nodes could only lower it further
-        }
-        // Nodes next to the cell that do not hear the device at all.
-        for &k in &cell.nearest {
-            if k == NONE16 || !silent(k) {
-                continue;
-            }
-            if let Some(e) = self.expect.get(usize::from(k) * stride + ci) {
-                let z = (e.mean + offset - m.floor_dbm) * e.precision.sqrt();
-                if z > 0.0 {
-                    ll -= 0.5 * z * z;
-                }
-            }
-        }
-        ll
     }
 
     /// Scores `readings` (node indices into the map's nodes): zone probabilities over the
@@ -348,16 +327,47 @@ impl RadioMap {
         self.cell_ll.clear();
         let mut best_ll = f32::NEG_INFINITY;
         let cols = self.cols;
-        for ci in ys.flat_map(|r| xs.clone().map(move |c| r * cols + c)) {
-            let Some(cell) = self.cells.get(ci) else {
+        let stride = self.cells.len();
+        let mut silent = Memo {
+            of: silent,
+            memo: &mut self.silent_memo,
+            asked: &mut self.silent_asked,
+        };
+        for r in ys {
+            let row0 = r * cols;
+            // A disc meets a row of cell centres in one run of cells.
+            let cells = &self.cells;
+            let mut inside = xs.clone().filter(|&c| {
+                cells
+                    .get(row0 + c)
+                    .is_some_and(|cell| dist2(cell.center, centre) <= r2)
+            });
+            let Some(c0) = inside.next() else {
                 continue;
             };
-            if dist2(cell.center, centre) > r2 {
-                continue;
+            let c1 = inside.next_back().unwrap_or(c0) + 1;
+            let first = row0 + c0;
+            let width = c1 - c0;
+            self.row
+                .fill(&self.mean, &self.precision, stride, first, width, readings);
+            for k in 0..width {
+                let ci = first + k;
+                let Some(cell) = self.cells.get(ci) else {
+                    continue;
+                };
+                let sums = self.row.get(k);
+                let ll = finish_cell(
+                    (&self.mean, &self.precision, stride),
+                    cell,
+                    ci,
+                    sums,
+                    m,
+                    &mut silent,
+                    best_ll,
+                );
+                best_ll = best_ll.max(ll);
+                self.cell_ll.push((ci as u32, ll));
             }
-            let ll = self.cell_likelihood(cell, ci, readings, m, &silent, best_ll);
-            best_ll = best_ll.max(ll);
-            self.cell_ll.push((ci as u32, ll));
         }
         // The session's zone beyond the window: its probability must not depend on how much
         // of it the window happened to cover.
@@ -381,11 +391,21 @@ impl RadioMap {
                 if dist2(cell.center, centre) <= r2 {
                     continue;
                 }
-                let ll = self.cell_likelihood(cell, ci as usize, readings, m, &silent, best_ll);
+                let sums = cell_sums((&self.mean, &self.precision, stride), ci as usize, readings);
+                let ll = finish_cell(
+                    (&self.mean, &self.precision, stride),
+                    cell,
+                    ci as usize,
+                    sums,
+                    m,
+                    &mut silent,
+                    best_ll,
+                );
                 best_ll = best_ll.max(ll);
                 self.cell_ll.push((ci, ll));
             }
         }
+        silent.reset();
         if !best_ll.is_finite() {
             return None;
         }
@@ -475,20 +495,202 @@ impl RadioMap {
         let stride = self.cells.len();
         let (mut sw, mut swe) = (0f32, 0f32);
         for (o, r) in out.iter_mut().zip(readings) {
-            let e = self
-                .expect
-                .get(usize::from(r.node) * stride + cell as usize)
-                .copied()
-                .unwrap_or_default();
-            *o = r.rssi - e.mean;
-            sw += e.precision;
-            swe += e.precision * *o;
+            let k = usize::from(r.node) * stride + cell as usize;
+            let mean = self.mean.get(k).copied().unwrap_or(0.0);
+            let w = self.precision.get(k).copied().unwrap_or(0.0);
+            *o = r.rssi - mean;
+            sw += w;
+            swe += w * *o;
         }
         let offset = swe / (sw + m.offset_precision);
         for o in out.iter_mut().take(readings.len()) {
             *o -= offset;
         }
     }
+}
+
+/// Sums of one cell over a device's readings (see [`cell_sums`]).
+#[derive(Clone, Copy, Debug)]
+struct Sums {
+    sw: f32,
+    swe: f32,
+    swe2: f32,
+    prod_w: f32,
+}
+
+impl Sums {
+    const ZERO: Sums = Sums {
+        sw: 0.0,
+        swe: 0.0,
+        swe2: 0.0,
+        prod_w: 1.0,
+    };
+}
+
+impl RowSums {
+    /// The sums of the `width` cells from `first` (one row), over `readings`: the same
+    /// arithmetic in the same order as [`cell_sums`], but a node's entries for a row
+    /// are contiguous, so the inner loop runs in SIMD lanes instead of gathering per cell.
+    fn fill(
+        &mut self,
+        mean: &[f32],
+        precision: &[f32],
+        stride: usize,
+        first: usize,
+        width: usize,
+        readings: &[MapReading],
+    ) {
+        let (Some(sw), Some(swe), Some(swe2), Some(prod_w)) = (
+            self.sw.get_mut(..width),
+            self.swe.get_mut(..width),
+            self.swe2.get_mut(..width),
+            self.prod_w.get_mut(..width),
+        ) else {
+            return;
+        };
+        sw.fill(0.0);
+        swe.fill(0.0);
+        swe2.fill(0.0);
+        prod_w.fill(1.0);
+        for r in readings {
+            let a = usize::from(r.node) * stride + first;
+            let (Some(mean), Some(prec)) = (mean.get(a..a + width), precision.get(a..a + width))
+            else {
+                continue;
+            };
+            accumulate(sw, swe, swe2, prod_w, mean, prec, r.rssi);
+        }
+    }
+
+    fn get(&self, k: usize) -> Sums {
+        let at = |v: &[f32], zero: f32| v.get(k).copied().unwrap_or(zero);
+        Sums {
+            sw: at(&self.sw, 0.0),
+            swe: at(&self.swe, 0.0),
+            swe2: at(&self.swe2, 0.0),
+            prod_w: at(&self.prod_w, 1.0),
+        }
+    }
+}
+
+/// Adds one reading `z` to a row's sums. The slices are separate arguments so the compiler
+/// knows they do not overlap and vectorises the loop.
+#[inline]
+fn accumulate(
+    sw: &mut [f32],
+    swe: &mut [f32],
+    swe2: &mut [f32],
+    prod_w: &mut [f32],
+    mean: &[f32],
+    precision: &[f32],
+    z: f32,
+) {
+    let lanes = sw
+        .iter_mut()
+        .zip(swe.iter_mut())
+        .zip(swe2.iter_mut())
+        .zip(prod_w.iter_mut())
+        .zip(mean.iter().zip(precision));
+    for ((((sw, swe), swe2), prod_w), (&mean, &w)) in lanes {
+        let err = z - mean;
+        *sw += w;
+        *swe += w * err;
+        *swe2 += w * err * err;
+        *prod_w *= w;
+    }
+}
+
+/// "Is this node silent about the device?", asked at most once per node and score: the same
+/// few nodes are the nearest of many cells.
+struct Memo<'a, F> {
+    of: F,
+    /// Per node: 0 not asked yet, 1 silent, 2 not silent.
+    memo: &'a mut [u8],
+    asked: &'a mut Vec<u16>,
+}
+
+impl<F: Fn(u16) -> bool> Memo<'_, F> {
+    fn silent(&mut self, k: u16) -> bool {
+        match self.memo.get_mut(usize::from(k)) {
+            Some(1) => true,
+            Some(2) => false,
+            Some(slot) => {
+                let silent = (self.of)(k);
+                *slot = if silent { 1 } else { 2 };
+                self.asked.push(k);
+                silent
+            }
+            None => (self.of)(k),
+        }
+    }
+
+    /// Forgets the answers (the next score is about another device or another moment).
+    fn reset(&mut self) {
+        for k in self.asked.drain(..) {
+            if let Some(slot) = self.memo.get_mut(usize::from(k)) {
+                *slot = 0;
+            }
+        }
+    }
+}
+
+/// Σ w, Σ w·e, Σ w·e² and Π w of one cell over `readings` (e: reading minus the expected
+/// mean, w: the entry's precision) — for cells scored one at a time.
+fn cell_sums(
+    (mean, precision, stride): (&[f32], &[f32], usize),
+    ci: usize,
+    readings: &[MapReading],
+) -> Sums {
+    let mut s = Sums::ZERO;
+    for r in readings {
+        let k = usize::from(r.node) * stride + ci;
+        let (Some(&mean), Some(&w)) = (mean.get(k), precision.get(k)) else {
+            continue;
+        };
+        let err = r.rssi - mean;
+        s.sw += w;
+        s.swe += w * err;
+        s.swe2 += w * err * err;
+        s.prod_w *= w;
+    }
+    s
+}
+
+/// A cell's log-likelihood from its sums, less the evidence of its silent nearest nodes.
+/// `best_so_far`: a cell already [`NEGLIGIBLE_LOG`] below it skips the silent nodes (they
+/// could only lower it further).
+fn finish_cell<F: Fn(u16) -> bool>(
+    (mean, precision, stride): (&[f32], &[f32], usize),
+    cell: &Cell,
+    ci: usize,
+    s: Sums,
+    m: &NoiseModel,
+    silent: &mut Memo<'_, F>,
+    best_so_far: f32,
+) -> f32 {
+    // The device's transmit offset b is unknown: minimising Σ w(e − b)² + p b² over b
+    // leaves Σ w e² − (Σ w e)² / (Σ w + p).
+    let offset = s.swe / (s.sw + m.offset_precision);
+    // The Gaussian normaliser ½ Σ ln wᵢ: cells where the model is steep (next to a node)
+    // spread their mass thinner.
+    let mut ll = -0.5 * (s.swe2 - s.swe * offset) + 0.5 * fast_ln(s.prod_w);
+    if ll < best_so_far - NEGLIGIBLE_LOG {
+        return ll;
+    }
+    // Nodes next to the cell that do not hear the device at all.
+    for &k in &cell.nearest {
+        if k == NONE16 || !silent.silent(k) {
+            continue;
+        }
+        let e = usize::from(k) * stride + ci;
+        if let (Some(&mean), Some(&w)) = (mean.get(e), precision.get(e)) {
+            let z = (mean + offset - m.floor_dbm) * w.sqrt();
+            if z > 0.0 {
+                ll -= 0.5 * z * z;
+            }
+        }
+    }
+    ll
 }
 
 /// ln x for x > 0, within 0.02 (exponent plus a quadratic fit of the mantissa's log).
@@ -560,6 +762,40 @@ mod tests {
         };
         let map = RadioMap::new(spec, &nodes, |p| Some(if p.x < 10.0 { 0 } else { 1 }));
         (nodes, map)
+    }
+
+    #[test]
+    fn a_row_sums_exactly_what_its_cells_sum_one_by_one() {
+        // The window is scored a row at a time in SIMD lanes; the cells of the current zone
+        // beyond it one at a time. Both must give the same bits, or a device's odds would
+        // depend on which path scored its cell.
+        let (_, mut map) = square_store();
+        let readings = [
+            MapReading {
+                node: 1,
+                rssi: -71.3,
+            },
+            MapReading {
+                node: 0,
+                rssi: -80.9,
+            },
+        ];
+        let stride = map.cells.len();
+        for r in 0..map.rows {
+            let (first, width) = (r * map.cols + 3, map.cols - 5);
+            map.row
+                .fill(&map.mean, &map.precision, stride, first, width, &readings);
+            for k in 0..width {
+                let row = map.row.get(k);
+                let one = cell_sums((&map.mean, &map.precision, stride), first + k, &readings);
+                assert_eq!(
+                    [row.sw, row.swe, row.swe2, row.prod_w].map(f32::to_bits),
+                    [one.sw, one.swe, one.swe2, one.prod_w].map(f32::to_bits),
+                    "row {r}, cell {k}"
+                );
+                assert!(one.sw > 0.0 && one.prod_w > 0.0);
+            }
+        }
     }
 
     fn model() -> NoiseModel {
