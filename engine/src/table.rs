@@ -11,7 +11,13 @@ pub(crate) const MAX_LINKS: usize = 6;
 pub(crate) const NONE16: u16 = u16::MAX;
 /// The candidate meaning "confidently outside every zone".
 pub(crate) const OUTSIDE: u16 = u16::MAX - 1;
+/// An empty index entry. A used one is `tag << SLOT_BITS | slot`.
 const EMPTY: u32 = u32::MAX;
+/// Index entries keep the slot in their low bits (`max_devices` ≤ 4 M needs 22) and eight
+/// bits of the fingerprint above it, so a probe past another device's entry does not have to
+/// load that device's record (a cache miss per step with 100 k devices) to see it is not ours.
+const SLOT_BITS: u32 = 24;
+const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
 
 /// One (device, node) link.
 #[derive(Clone, Copy, Debug)]
@@ -135,6 +141,7 @@ pub(crate) struct Table {
     /// Slot is live.
     live: Vec<bool>,
     free: Vec<u32>,
+    /// Open-addressing index of tagged slots (see [`SLOT_BITS`]).
     index: Vec<u32>,
     mask: usize,
     cap: usize,
@@ -142,8 +149,9 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    /// A table for `cap` devices (at most 2^24 − 2: the slot must fit an index entry).
     pub(crate) fn new(cap: usize) -> Self {
-        let cap = cap.max(1);
+        let cap = cap.clamp(1, SLOT_MASK as usize - 1);
         let index_len = (cap * 2).next_power_of_two();
         Self {
             slots: Vec::with_capacity(cap),
@@ -176,14 +184,20 @@ impl Table {
         ((fp >> 32) ^ fp) as usize & self.mask
     }
 
+    fn entry(fp: u64, slot: u32) -> u32 {
+        ((fp >> 56) as u32) << SLOT_BITS | slot
+    }
+
     pub(crate) fn find(&self, fp: u64) -> Option<u32> {
+        let tag = Self::entry(fp, 0);
         let mut i = self.home(fp);
         loop {
-            let s = *self.index.get(i)?;
-            if s == EMPTY {
+            let e = *self.index.get(i)?;
+            if e == EMPTY {
                 return None;
             }
-            if self.slots.get(s as usize).is_some_and(|d| d.fp == fp) {
+            let s = e & SLOT_MASK;
+            if e & !SLOT_MASK == tag && self.slots.get(s as usize).is_some_and(|d| d.fp == fp) {
                 return Some(s);
             }
             i = (i + 1) & self.mask;
@@ -219,7 +233,7 @@ impl Table {
         let mut i = self.home(fp);
         while let Some(e) = self.index.get_mut(i) {
             if *e == EMPTY {
-                *e = slot;
+                *e = Self::entry(fp, slot);
                 break;
             }
             i = (i + 1) & self.mask;
@@ -237,7 +251,7 @@ impl Table {
         let mut i = self.home(fp);
         loop {
             match self.index.get(i) {
-                Some(&s) if s == slot => break,
+                Some(&e) if e != EMPTY && e & SLOT_MASK == slot => break,
                 Some(&EMPTY) | None => return,
                 Some(_) => i = (i + 1) & self.mask,
             }
@@ -247,17 +261,20 @@ impl Table {
         let mut j = i;
         loop {
             j = (j + 1) & self.mask;
-            let s = match self.index.get(j) {
-                Some(&s) if s != EMPTY => s,
+            let e = match self.index.get(j) {
+                Some(&e) if e != EMPTY => e,
                 _ => break,
             };
-            let home = self.slots.get(s as usize).map_or(j, |d| self.home(d.fp));
+            let home = self
+                .slots
+                .get((e & SLOT_MASK) as usize)
+                .map_or(j, |d| self.home(d.fp));
             // Move s into the hole if its home is not in (hole, j] cyclically.
             let dist_home = j.wrapping_sub(home) & self.mask;
             let dist_hole = j.wrapping_sub(hole) & self.mask;
             if dist_home >= dist_hole {
                 if let Some(h) = self.index.get_mut(hole) {
-                    *h = s;
+                    *h = e;
                 }
                 hole = j;
             }
@@ -309,8 +326,10 @@ mod tests {
     #[test]
     fn insert_find_remove_with_collisions() {
         let mut t = Table::new(64);
-        // Fingerprints that share a home bucket.
-        let fps: Vec<u64> = (0..40u64).map(|i| i << 40 | (i << 8)).collect();
+        // Fingerprints that share a home bucket, half of them also an index tag (top byte).
+        let fps: Vec<u64> = (0..40u64)
+            .map(|i| (i % 2) << 57 | i << 40 | (i << 8))
+            .collect();
         let mut slots = Vec::new();
         for &fp in &fps {
             slots.push(t.insert(dev(fp)).map_err(|_| ()).unwrap_or(u32::MAX));
