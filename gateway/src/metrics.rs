@@ -1,7 +1,7 @@
 //! Typed internal telemetry: every metric name lives in this file.
 //!
 //! In the manner of vector's `internal_events`: code elsewhere calls a named function
-//! (`metrics::sighting(source, node)`), never a raw metric macro, so names and labels are
+//! (`metrics::input(source, node, kind)`), never a raw metric macro, so names and labels are
 //! defined once and `/metrics` renders them in the Prometheus text format (version 0.0.4).
 //!
 //! The registry is process-global (sources, sink and runtime all report into it) and lock-light:
@@ -30,7 +30,7 @@ struct Histogram {
 
 #[derive(Debug, Default)]
 struct Labelled {
-    sightings: BTreeMap<(&'static str, Option<NodeId>), u64>,
+    inputs: BTreeMap<(&'static str, Option<NodeId>, &'static str), u64>,
     accepted: BTreeMap<(&'static str, NodeId), u64>,
     rejected: BTreeMap<(&'static str, Option<NodeId>, &'static str), u64>,
     events: BTreeMap<&'static str, u64>,
@@ -81,14 +81,10 @@ fn with_labelled<R>(f: impl FnOnce(&mut Labelled) -> R) -> R {
 
 // ---- typed events -------------------------------------------------------------------------
 
-/// A sighting (or other engine input) arrived from `source`, heard by `node`.
-pub fn sighting(source: &'static str, node: Option<NodeId>) {
-    with_labelled(|l| *l.sightings.entry((source, node)).or_default() += 1);
-}
-
-/// `n` inputs arrived from `source`/`node` (batched form of [`sighting`]).
-pub fn sightings(source: &'static str, node: Option<NodeId>, n: u64) {
-    with_labelled(|l| *l.sightings.entry((source, node)).or_default() += n);
+/// An engine input of `kind` (`sighting`, `wearable`, `node_alive`, …) arrived from `source`,
+/// from `node` (`None`: a local radio).
+pub fn input(source: &'static str, node: Option<NodeId>, kind: &'static str) {
+    with_labelled(|l| *l.inputs.entry((source, node, kind)).or_default() += 1);
 }
 
 /// A node report frame from `source` was accepted: authentic (its node has a configured key
@@ -286,14 +282,14 @@ pub fn render() -> String {
     with_labelled(|l| {
         header(
             &mut out,
-            "footfall_sightings_total",
+            "footfall_inputs_total",
             "counter",
-            "Engine inputs by source and node.",
+            "Engine inputs by source, node and kind (sighting, wearable, node_alive).",
         );
-        for ((source, node), v) in &l.sightings {
+        for ((source, node, kind), v) in &l.inputs {
             let _ = writeln!(
                 out,
-                "footfall_sightings_total{{source=\"{source}\",node=\"{}\"}} {v}",
+                "footfall_inputs_total{{source=\"{source}\",node=\"{}\",kind=\"{kind}\"}} {v}",
                 node_label(*node)
             );
         }
@@ -527,7 +523,9 @@ mod tests {
 
     #[test]
     fn render_contains_every_family_and_labels() {
-        sighting("test", Some(7));
+        // Its own source name: other tests in this binary count inputs too.
+        input("render-test", Some(7), "sighting");
+        input("render-test", Some(7), "wearable");
         rejected("test", Some(7), "bad_mac");
         frame_accepted("test", 7);
         engine_event("zone.enter");
@@ -535,7 +533,12 @@ mod tests {
         published(Duration::from_micros(300));
         let text = render();
         assert!(text.contains("footfall_node_rssi_bias_db{node=\"7\"} -1.25"));
-        assert!(text.contains("footfall_sightings_total{source=\"test\",node=\"7\"}"));
+        assert!(text.contains(
+            "footfall_inputs_total{source=\"render-test\",node=\"7\",kind=\"sighting\"} 1"
+        ));
+        assert!(text.contains(
+            "footfall_inputs_total{source=\"render-test\",node=\"7\",kind=\"wearable\"} 1"
+        ));
         assert!(text.contains(
             "footfall_frames_rejected_total{source=\"test\",node=\"7\",reason=\"bad_mac\"}"
         ));

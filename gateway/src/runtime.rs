@@ -253,13 +253,15 @@ impl<C: Clock> Runtime<C> {
         match ev {
             SourceEvent::Input { at, source, input } => {
                 self.stats.inputs += 1;
-                let node = match &input {
-                    footfall_engine::input::Input::Sighting(s) => Some(s.node),
-                    footfall_engine::input::Input::Wearable(w) => Some(w.node),
-                    footfall_engine::input::Input::NodeAlive { node } => Some(*node),
-                    _ => None,
+                let (node, kind) = match &input {
+                    footfall_engine::input::Input::Sighting(s) => (Some(s.node), "sighting"),
+                    footfall_engine::input::Input::Wearable(w) => (Some(w.node), "wearable"),
+                    footfall_engine::input::Input::NodeAlive { node } => {
+                        (Some(*node), "node_alive")
+                    }
+                    _ => (None, "other"),
                 };
-                metrics::sighting(source, node);
+                metrics::input(source, node, kind);
                 let now = match self.mode {
                     TimeMode::Wall => {
                         let _ = at;

@@ -165,7 +165,7 @@ fn a_full_outbox_with_the_broker_away_drops_by_policy_and_counts_everything() {
     let mut stable_polls = 0;
     let key = |m: &BTreeMap<String, f64>| {
         (
-            support::metrics::sum(m, "footfall_sightings_total"),
+            support::metrics::sum(m, "footfall_inputs_total"),
             support::metrics::sum(m, "footfall_events_total"),
             support::metrics::sum(m, "footfall_outbox_appended_total"),
             support::metrics::sum(m, "footfall_outbox_dropped_total"),
@@ -179,8 +179,7 @@ fn a_full_outbox_with_the_broker_away_drops_by_policy_and_counts_everything() {
         );
         let now = support::metrics::scrape(http);
         if let (Some(now), Some(prev)) = (&now, &last) {
-            if support::metrics::sum(now, "footfall_sightings_total") > 0.0 && key(now) == key(prev)
-            {
+            if support::metrics::sum(now, "footfall_inputs_total") > 0.0 && key(now) == key(prev) {
                 stable_polls += 1;
             } else {
                 stable_polls = 0;
@@ -235,7 +234,7 @@ fn a_full_outbox_with_the_broker_away_drops_by_policy_and_counts_everything() {
          engine emitted {events}, appended {appended}, in \
          outbox {depth} ({bytes} B of {MAX_BYTES}), acked {acked}, published {published}, \
          dropped {dropped:?}",
-        support::metrics::sum(&m, "footfall_sightings_total"),
+        support::metrics::sum(&m, "footfall_inputs_total"),
         expected.len()
     );
     eprintln!("full outbox: {report}");
