@@ -560,6 +560,11 @@ mod tests {
         assert_eq!(c.engine.limits.max_devices, 100_000);
         assert_eq!(c.engine.limits.max_events_queued, 65_536);
         assert!(!c.outbox.fsync);
+        assert_eq!(
+            c.outbox.cache_bytes,
+            4 << 20,
+            "redb's cache bounded by default"
+        );
         a.max_events_queued = Some(4096);
         assert_eq!(load(&a).engine.limits.max_events_queued, 4096);
     }
