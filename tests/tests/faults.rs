@@ -325,12 +325,7 @@ async fn a_node_clock_jump_does_not_stop_its_frames() {
     use footfall_gateway::source::{Source, SourceEvent};
 
     let dir = tempdir();
-    let broker = Mosquitto::start(
-        dir.path(),
-        "broker",
-        "allow_anonymous true\nlog_type subscribe",
-        "",
-    );
+    let broker = Mosquitto::anonymous(dir.path());
     let key = NodeKey([0x5a; 16]);
     let endpoint = BrokerEndpoint {
         host: "127.0.0.1".into(),

@@ -108,12 +108,7 @@ fn qemu_frames_through_the_broker_become_zone_events() {
 
     // 2. Broker, subscriber, config.
     let dir = tempdir();
-    let broker = Mosquitto::start(
-        dir.path(),
-        "broker",
-        "allow_anonymous true\nlog_type subscribe",
-        "",
-    );
+    let broker = Mosquitto::anonymous(dir.path());
     let sub = Observer::connect_ok(
         "e2e-subscriber",
         Observer::options("e2e-subscriber", broker.port),

@@ -72,12 +72,7 @@ fn published_events_score_like_the_engine_against_ground_truth() {
     let dir = tmp.path();
 
     // ---- broker, config, subscriber ------------------------------------------------------------
-    let broker = Mosquitto::start(
-        dir,
-        "broker",
-        "allow_anonymous true\nlog_type subscribe",
-        "",
-    );
+    let broker = Mosquitto::anonymous(dir);
     let store_text =
         std::fs::read_to_string(support::repo_root().join("docs/examples/boutique.toml"))
             .expect("read docs/examples/boutique.toml");

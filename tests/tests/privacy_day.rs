@@ -212,12 +212,7 @@ fn a_long_day_publishes_no_identifier_and_rotates_pseudonyms() {
     );
 
     // ---- the same day through a real broker: every topic and payload as a subscriber sees it --
-    let broker = Mosquitto::start(
-        dir.path(),
-        "broker",
-        "allow_anonymous true\nlog_type subscribe",
-        "",
-    );
+    let broker = Mosquitto::anonymous(dir.path());
     let mqtt_config = dir.path().join("boutique-mqtt.toml");
     std::fs::write(
         &mqtt_config,

@@ -233,6 +233,17 @@ impl Mosquitto {
     /// Starts a broker named `name` in `dir`: `listener {port} 127.0.0.1`, then
     /// `listener_options` (per-listener lines such as TLS files), then `global` lines
     /// (`allow_anonymous`, `acl_file`, bridges …). Waits until it accepts connections.
+    /// The plain test broker: anonymous clients allowed, subscriptions logged (the log is
+    /// what a failing test prints).
+    pub fn anonymous(dir: &Path) -> Mosquitto {
+        Self::start(
+            dir,
+            "broker",
+            "allow_anonymous true\nlog_type subscribe",
+            "",
+        )
+    }
+
     pub fn start(dir: &Path, name: &str, global: &str, listener_options: &str) -> Mosquitto {
         let port = free_port();
         let conf = dir.join(format!("{name}.conf"));
