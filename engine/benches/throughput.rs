@@ -4,9 +4,12 @@
 //!
 //! `cargo bench -p footfall-engine --bench throughput -- --warm-up-time 1 --measurement-time 3`
 
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
 #[path = "../tests/common/traffic.rs"]
 mod traffic;
 
+use cpu_time::thread_cpu_s;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use footfall_engine::Engine;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -64,19 +67,6 @@ fn throughput(c: &mut Criterion) {
         );
     }
     g.finish();
-}
-
-/// This thread's CPU time (user + system), seconds, from `/proc/thread-self/stat` (Linux;
-/// 100 ticks/s). On a shared machine wall-clock throughput understates the engine; CPU time
-/// does not.
-fn thread_cpu_s() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // After the command: state is field 3; utime and stime are fields 14 and 15.
-    let utime: f64 = f.get(11)?.parse().ok()?;
-    let stime: f64 = f.get(12)?.parse().ok()?;
-    Some((utime + stime) / 100.0)
 }
 
 fn allocations_and_memory() {

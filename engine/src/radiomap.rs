@@ -95,7 +95,9 @@ pub(crate) struct RadioMap {
     mean: Vec<f32>,
     /// 1 / (reading variance + the model's spread over the cell), same layout as `mean`.
     precision: Vec<f32>,
-    /// Cells of each zone (CSR; the slot after the last zone: outside every zone).
+    /// The cells of each zone on every `FAR_STRIDE`-th row and column — the samples scored for
+    /// the session's zone beyond the window (CSR; the slot after the last zone: outside every
+    /// zone).
     zone_start: Vec<u32>,
     zone_list: Vec<u32>,
     origin: Point,
@@ -229,7 +231,7 @@ impl RadioMap {
             let side = (2.0 * MAX_RADIUS_M / cell).ceil() as usize + 2;
             side * side
         };
-        // Cells grouped by zone slot (outside every zone last), in cell order.
+        // Sampled cells grouped by zone slot (outside every zone last), in cell order.
         let slot_of = |c: &Cell| {
             if c.zone == OUTSIDE {
                 zones
@@ -237,7 +239,10 @@ impl RadioMap {
                 usize::from(c.zone).min(zones)
             }
         };
-        let mut order: Vec<u32> = (0..cells.len() as u32).collect();
+        let mut order: Vec<u32> = (0..cells.len())
+            .filter(|i| (i / cols) % FAR_STRIDE == 0 && (i % cols) % FAR_STRIDE == 0)
+            .map(|i| i as u32)
+            .collect();
         order.sort_by_key(|&i| cells.get(i as usize).map_or(zones, slot_of));
         let mut zone_start = Vec::with_capacity(zones + 2);
         let mut k = 0usize;
@@ -306,7 +311,7 @@ impl RadioMap {
     /// cells within `radius_m` (at most [`MAX_RADIUS_M`]) of `centre` — a cheap position
     /// estimate; the cells outside are taken to carry negligible mass.
     /// `current` is the zone whose probability the caller wants as well (or `NONE16`);
-    /// `heard` says whether a node may count as silent (online and not among `readings`).
+    /// `silent` says whether a node may count as silent (online and not among `readings`).
     pub(crate) fn score(
         &mut self,
         readings: &[MapReading],
@@ -376,7 +381,8 @@ impl RadioMap {
             }
         }
         // The session's zone beyond the window: its probability must not depend on how much
-        // of it the window happened to cover.
+        // of it the window happened to cover. Its cells are pushed after the window's.
+        let far_from = self.cell_ll.len();
         if current != NONE16 {
             let slot = if current == OUTSIDE {
                 self.zone_start.len().saturating_sub(2)
@@ -391,10 +397,6 @@ impl RadioMap {
                 let Some(&ci) = self.zone_list.get(k) else {
                     continue;
                 };
-                let (row, col) = (ci as usize / cols, ci as usize % cols);
-                if row % FAR_STRIDE != 0 || col % FAR_STRIDE != 0 {
-                    continue;
-                }
                 let Some(cell) = self.cells.get(ci as usize) else {
                     continue;
                 };
@@ -428,7 +430,7 @@ impl RadioMap {
         let outside_slot = self.zone_mass.len().saturating_sub(1);
         let (mut total, mut sx, mut sy, mut sxx) = (0f32, 0f32, 0f32, 0f32);
         let mut best_cell = 0u32;
-        for &(ci, ll) in &self.cell_ll {
+        for (k, &(ci, ll)) in self.cell_ll.iter().enumerate() {
             if ll >= best_ll {
                 best_cell = ci;
             }
@@ -438,12 +440,7 @@ impl RadioMap {
             if ll < best_ll - NEGLIGIBLE_LOG {
                 continue;
             }
-            let w = fast_exp(ll - best_ll)
-                * if dist2(cell.center, centre) > r2 {
-                    FAR_WEIGHT
-                } else {
-                    1.0
-                };
+            let w = fast_exp(ll - best_ll) * if k >= far_from { FAR_WEIGHT } else { 1.0 };
             total += w;
             sx += w * cell.center.x;
             sy += w * cell.center.y;
