@@ -35,9 +35,11 @@ impl AnchorConfig {
     pub const DEFAULT_WINDOW_MS: u32 = 2_000;
 }
 
-/// Table and queue sizes the boards and the QEMU run use: 128 devices per window (≈ 7.7 KB),
-/// 16 queued frames (≈ 4 KB).
-pub type DefaultAnchor = Anchor<128, 16>;
+/// Table and queue sizes the boards and the QEMU run use: 256 devices per window (≈ 15 KB),
+/// 32 queued frames (≈ 8 KB). A busy store needs it: in the simulated large store at lunchtime
+/// (`tests/tests/firmware_store_e2e.rs`) the busiest anchors hear up to ~150 devices in one
+/// 2-second window, which a 128-device table dropped; 256 devices take ~22 frames, hence 32.
+pub type DefaultAnchor = Anchor<256, 32>;
 
 /// What closing one window did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

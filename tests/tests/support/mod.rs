@@ -9,8 +9,10 @@
 
 pub mod certs;
 pub mod metrics;
+pub mod node_adverts;
 pub mod qemu;
 pub mod schemas;
+pub mod truth;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
