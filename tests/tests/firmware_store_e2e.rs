@@ -274,6 +274,17 @@ fn firmware_anchors_of_a_simulated_store_score_against_ground_truth() {
     );
 
     // ---- the anchors send their frames, in real time --------------------------------------------
+    // Pseudonyms rotate on multiples of `salt_rotation_s` since the epoch (midnight UTC by
+    // default). A run across a rotation would split every visit on the gateway but not
+    // in-process, so such a run starts just after the rotation instead (at most a few minutes'
+    // wait, a few runs in a thousand).
+    let rotation_ms = cfg.engine.privacy.salt_rotation_s * 1000;
+    let span_ms = (MINUTES * 60_000.0) as u64 + 60_000;
+    let now = unix_ms(SystemTime::now());
+    let next_rotation = (now / rotation_ms + 1) * rotation_ms;
+    if now + span_ms >= next_rotation {
+        std::thread::sleep(Duration::from_millis(next_rotation - now + 1000));
+    }
     let node_client = Observer::connect_ok("anchors", Observer::options("anchors", broker.port));
     let start = Instant::now() + LEAD;
     let start_wall = unix_ms(SystemTime::now() + LEAD);
