@@ -36,7 +36,7 @@ use esp_radio::wifi::{
 };
 use esp_storage::FlashStorage;
 use footfall_firmware::anchor::{AnchorConfig, DefaultAnchor};
-use footfall_firmware::counter::DEFAULT_BLOCK;
+use footfall_firmware::counter::{CounterError, CounterStore, DEFAULT_BLOCK};
 use footfall_firmware::counter_log::FlashCounterLog;
 use footfall_firmware::scanner::AdvReport;
 use footfall_proto::frame::NodeKey;
@@ -115,8 +115,7 @@ async fn main(spawner: Spawner) {
         window_ms: AnchorConfig::DEFAULT_WINDOW_MS,
         counter_block: DEFAULT_BLOCK,
     };
-    let booted = DefaultAnchor::new(cfg, &mut *store.borrow_mut(), now_ms());
-    let anchor = match booted {
+    let anchor = match boot_anchor(cfg, store) {
         Ok(a) => a,
         Err(e) => {
             // Without a durable counter block no frame may be signed: stop here, loudly.
@@ -129,8 +128,6 @@ async fn main(spawner: Spawner) {
             }
         }
     };
-    static ANCHOR: StaticCell<SharedAnchor> = StaticCell::new();
-    let anchor: &'static SharedAnchor = ANCHOR.init(Mutex::new(RefCell::new(anchor)));
 
     // Wi-Fi + network stack.
     let mut station = StationConfig::default();
@@ -217,6 +214,18 @@ async fn main(spawner: Spawner) {
 
 /// Task spawning fails only if the task is already running; each is spawned once, so this is
 /// never reached. It logs and parks instead of panicking.
+/// Boots the anchor straight into its static. A plain function, not inline in `main`: a
+/// `DefaultAnchor` (~21 KiB) held by value in an async fn is kept in that task's future, so it
+/// would sit in static RAM twice.
+fn boot_anchor(
+    cfg: AnchorConfig,
+    store: &RefCell<CounterFlash>,
+) -> Result<&'static SharedAnchor, CounterError<<CounterFlash as CounterStore>::Error>> {
+    static ANCHOR: StaticCell<SharedAnchor> = StaticCell::new();
+    let anchor = DefaultAnchor::new(cfg, &mut *store.borrow_mut(), now_ms())?;
+    Ok(ANCHOR.init(Mutex::new(RefCell::new(anchor))))
+}
+
 fn unreachable_spawn<T>() -> T {
     warn!("task spawned twice: halting");
     loop {
