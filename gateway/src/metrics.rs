@@ -32,6 +32,8 @@ struct Histogram {
 struct Labelled {
     inputs: BTreeMap<(&'static str, Option<NodeId>, &'static str), u64>,
     accepted: BTreeMap<(&'static str, NodeId), u64>,
+    /// Late frames and the inputs they carried, by source and node.
+    late: BTreeMap<(&'static str, NodeId), (u64, u64)>,
     rejected: BTreeMap<(&'static str, Option<NodeId>, &'static str), u64>,
     events: BTreeMap<&'static str, u64>,
     scanner_restarts: BTreeMap<(&'static str, String), u64>,
@@ -93,6 +95,16 @@ pub fn input(source: &'static str, node: Option<NodeId>, kind: &'static str) {
 /// `[[auth.nodes]]` list whatever ids forged frames claim.
 pub fn frame_accepted(source: &'static str, node: NodeId) {
     with_labelled(|l| *l.accepted.entry((source, node)).or_default() += 1);
+}
+
+/// An accepted frame of `node` arrived too late for its `inputs` to be presence (a backlog);
+/// they were not fed to the engine.
+pub fn frame_late(source: &'static str, node: NodeId, inputs: u64) {
+    with_labelled(|l| {
+        let e = l.late.entry((source, node)).or_default();
+        e.0 += 1;
+        e.1 += inputs;
+    });
 }
 
 /// A frame or message was refused.
@@ -303,6 +315,30 @@ pub fn render() -> String {
             let _ = writeln!(
                 out,
                 "footfall_frames_accepted_total{{source=\"{source}\",node=\"{node}\"}} {v}"
+            );
+        }
+        header(
+            &mut out,
+            "footfall_frames_late_total",
+            "counter",
+            "Accepted frames whose window closed more than max_frame_delay_ms before they arrived (a node's backlog after an outage): their sightings were not fed to the engine.",
+        );
+        for ((source, node), (frames, _)) in &l.late {
+            let _ = writeln!(
+                out,
+                "footfall_frames_late_total{{source=\"{source}\",node=\"{node}\"}} {frames}"
+            );
+        }
+        header(
+            &mut out,
+            "footfall_late_inputs_total",
+            "counter",
+            "Inputs (sightings, wearable samples) of late frames, not fed to the engine.",
+        );
+        for ((source, node), (_, inputs)) in &l.late {
+            let _ = writeln!(
+                out,
+                "footfall_late_inputs_total{{source=\"{source}\",node=\"{node}\"}} {inputs}"
             );
         }
         header(

@@ -318,6 +318,22 @@ impl<C: Clock> Runtime<C> {
                 let msg = render_node_report(&self.ctx, node, &health, at);
                 self.emit(msg).await
             }
+            SourceEvent::LateFrame {
+                source,
+                node,
+                delay_ms,
+                inputs,
+            } => {
+                metrics::frame_late(source, node, inputs);
+                tracing::debug!(
+                    source,
+                    node,
+                    delay_ms,
+                    inputs,
+                    "late frame: sightings not fed"
+                );
+                true
+            }
             SourceEvent::ScannerRestarted { source, adapter } => {
                 metrics::scanner_restarted(source, &adapter);
                 tracing::warn!(source, adapter = %adapter, "BLE scan restarted by the watchdog");

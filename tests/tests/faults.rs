@@ -10,7 +10,10 @@
 //!   gateway's own `/metrics`;
 //! - a node's clock jumps (a day ahead, back to zero, past `u32::MAX`): its frames are still
 //!   accepted by their counter, none is refused, nothing panics (uplink source in-process
-//!   against a real Mosquitto).
+//!   against a real Mosquitto);
+//! - a node delivers its backlog after an uplink outage: every frame is accepted, the windows
+//!   that closed long before they arrived are counted as late and their sightings not fed as
+//!   presence, the newest windows are fed (same set-up).
 //!
 //! (Broker restarts, SIGKILL and a broker that is absent and then comes back are in
 //! `gateway/tests/delivery.rs`; forged, replayed, malformed, oversized and flooding uplink
@@ -272,7 +275,8 @@ fn a_full_outbox_with_the_broker_away_drops_by_policy_and_counts_everything() {
     }
 }
 
-/// One valid report frame of `node` (two sightings), with the given counter and node clock.
+/// One valid report frame of `node` (two sightings), with the given counter and node clock
+/// (ms since the node booted; its uptime follows it).
 fn uplink_frame(node: u16, counter: u32, node_time_ms: u32, key: &NodeKey) -> Vec<u8> {
     let header = FrameHeader {
         version: FRAME_VERSION,
@@ -281,7 +285,7 @@ fn uplink_frame(node: u16, counter: u32, node_time_ms: u32, key: &NodeKey) -> Ve
         node_time_ms,
     };
     let health = NodeHealth {
-        uptime_s: counter,
+        uptime_s: node_time_ms / 1000,
         dropped_sightings: 0,
         dropped_frames: 0,
         queue_depth: 1,
@@ -314,19 +318,22 @@ fn uplink_frame(node: u16, counter: u32, node_time_ms: u32, key: &NodeKey) -> Ve
     buf[..enc.len].to_vec()
 }
 
-/// The node clock jumps (a day ahead, back to near zero as after a reboot that kept its
-/// counter, and past `u32::MAX`): frames are accepted on their counter alone, none is refused
-/// and nothing panics. The MQTT uplink source runs in-process against a real Mosquitto, frames
-/// published with `mosquitto_pub` as a node would.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_clock_jump_does_not_stop_its_frames() {
+/// Runs the MQTT uplink source in-process against `broker` for node 1 (`key`), store `s1`;
+/// returns once it has subscribed. Its events arrive on the receiver.
+async fn start_uplink_source(
+    broker: &Mosquitto,
+    dir: &Path,
+    key: NodeKey,
+    cfg: footfall_gateway::source::uplink::UplinkConfig,
+) -> (
+    tokio::sync::mpsc::Receiver<footfall_gateway::source::SourceEvent>,
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
     use footfall_gateway::config::BrokerEndpoint;
-    use footfall_gateway::source::uplink::{UplinkConfig, UplinkSource};
-    use footfall_gateway::source::{Source, SourceEvent};
+    use footfall_gateway::source::uplink::UplinkSource;
+    use footfall_gateway::source::Source;
 
-    let dir = tempdir();
-    let broker = Mosquitto::anonymous(dir.path());
-    let key = NodeKey([0x5a; 16]);
     let endpoint = BrokerEndpoint {
         host: "127.0.0.1".into(),
         port: broker.port,
@@ -335,15 +342,15 @@ async fn a_node_clock_jump_does_not_stop_its_frames() {
         keepalive_s: 5,
     };
     let source = UplinkSource::new(
-        UplinkConfig::default(),
+        cfg,
         &endpoint,
         "s1",
         "footfall/v1",
         std::collections::HashMap::from([(1, key)]),
-        Some(dir.path()),
+        Some(dir),
     )
     .expect("uplink source");
-    let (tx, mut rx) = tokio::sync::mpsc::channel(4096);
+    let (tx, rx) = tokio::sync::mpsc::channel(4096);
     let shutdown = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(Box::new(source).run(tx, shutdown.clone()));
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -355,6 +362,23 @@ async fn a_node_clock_jump_does_not_stop_its_frames() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (rx, shutdown, task)
+}
+
+/// The node clock jumps (a day ahead, back to near zero as after a reboot that kept its
+/// counter, and past `u32::MAX`): frames are accepted on their counter alone, none is refused
+/// and nothing panics. The MQTT uplink source runs in-process against a real Mosquitto, frames
+/// published with `mosquitto_pub` as a node would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_clock_jump_does_not_stop_its_frames() {
+    use footfall_gateway::source::uplink::UplinkConfig;
+    use footfall_gateway::source::SourceEvent;
+
+    let dir = tempdir();
+    let broker = Mosquitto::anonymous(dir.path());
+    let key = NodeKey([0x5a; 16]);
+    let (mut rx, shutdown, task) =
+        start_uplink_source(&broker, dir.path(), key, UplinkConfig::default()).await;
 
     let day_ms = 86_400_000u32;
     let times: Vec<u32> = (0..5)
@@ -364,7 +388,6 @@ async fn a_node_clock_jump_does_not_stop_its_frames() {
         .chain((0..5).map(|i| (u32::MAX - 2_000).wrapping_add(1_000 * i)))
         .collect();
     let topic = "footfall/v1/s1/nodes/1/uplink";
-    let last_counter = 100 + times.len() as u32 - 1;
     for (i, t) in times.iter().enumerate() {
         let payload = dir.path().join(format!("frame-{i}.bin"));
         std::fs::write(&payload, uplink_frame(1, 100 + i as u32, *t, &key)).expect("frame");
@@ -396,9 +419,9 @@ async fn a_node_clock_jump_does_not_stop_its_frames() {
             after_last += 1;
         }
         match ev {
-            SourceEvent::NodeReport { health, .. } => {
+            SourceEvent::NodeReport { .. } => {
                 reports += 1;
-                last_seen |= health.uptime_s == last_counter;
+                last_seen |= reports == times.len();
             }
             SourceEvent::Input { at, input, .. } => {
                 if matches!(input, footfall_engine::input::Input::Sighting(_)) {
@@ -430,4 +453,112 @@ async fn a_node_clock_jump_does_not_stop_its_frames() {
     );
     assert_eq!(reports, times.len(), "frames lost");
     assert_eq!(sightings, 2 * times.len(), "sightings lost");
+}
+
+/// After an uplink outage a node delivers the frames it queued, all at once. Windows that
+/// closed more than `max_frame_delay_ms` before they arrived are history: their frames are
+/// accepted (counter, node health) and reported as [`SourceEvent::LateFrame`], their sightings
+/// not fed; the windows of the last seconds and the next live window are fed. Uplink source
+/// in-process against a real Mosquitto, frames published over one MQTT connection as the node
+/// would. The margins around the 3 s limit are 2.5 s or more, far above publishing jitter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_backlog_after_an_outage_is_accepted_but_not_taken_for_presence() {
+    use footfall_gateway::source::uplink::UplinkConfig;
+    use footfall_gateway::source::SourceEvent;
+    use support::Observer;
+
+    let dir = tempdir();
+    let broker = Mosquitto::anonymous(dir.path());
+    let key = NodeKey([0x6b; 16]);
+    let cfg = UplinkConfig {
+        max_frame_delay_ms: 3_000,
+        ..UplinkConfig::default()
+    };
+    let (mut rx, shutdown, task) = start_uplink_source(&broker, dir.path(), key, cfg).await;
+    let node = Observer::connect_ok("node-1", Observer::options("node-1", broker.port));
+    let topic = "footfall/v1/s1/nodes/1/uplink";
+    // The node booted 100 s before the test: its clock is ms since then.
+    let boot = Instant::now() - Duration::from_secs(100);
+    let node_ms = |at: Instant| at.duration_since(boot).as_millis() as u32;
+    let mut counter = 1u32;
+    let mut send = |node_time: u32| {
+        node.publish(topic, &uplink_frame(1, counter, node_time, &key));
+        counter += 1;
+    };
+
+    // Live: three windows sent as they close, 1 s apart.
+    for _ in 0..3 {
+        send(node_ms(Instant::now()));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    // Outage: the node keeps closing windows but cannot send them.
+    let outage = Instant::now();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Back: the queued windows, oldest first — closed 8, 7, 6 and 5.5 s ago (late) and 0.5 s
+    // ago (on time) — then the window closing now (on time).
+    let now = Instant::now();
+    for closed in [
+        outage,
+        outage + Duration::from_secs(1),
+        outage + Duration::from_secs(2),
+        outage + Duration::from_millis(2_500),
+        now - Duration::from_millis(500),
+        now,
+    ] {
+        send(node_ms(closed));
+    }
+    let frames = 3 + 6;
+    let (late_expected, fed_expected) = (4, 5);
+
+    let mut reports = 0usize;
+    let mut late = Vec::new();
+    let mut sightings = 0usize;
+    let mut rejected = Vec::new();
+    // Each frame: its NodeReport, then either LateFrame or NodeAlive + 2 sightings.
+    while reports < frames || sightings + 2 * late.len() < 2 * frames {
+        let ev = tokio::time::timeout(Duration::from_secs(20), rx.recv())
+            .await
+            .unwrap_or_else(|_| {
+                panic!("stopped: {reports} reports, {sightings} sightings, late {late:?}, rejected {rejected:?}")
+            })
+            .expect("source channel open");
+        match ev {
+            SourceEvent::NodeReport { .. } => reports += 1,
+            SourceEvent::LateFrame {
+                node,
+                delay_ms,
+                inputs,
+                ..
+            } => {
+                assert_eq!((node, inputs), (1, 2));
+                late.push(delay_ms);
+            }
+            SourceEvent::Input { input, .. } => {
+                if matches!(input, footfall_engine::input::Input::Sighting(_)) {
+                    sightings += 1;
+                }
+            }
+            SourceEvent::Rejected { reason, .. } => rejected.push(reason),
+            _ => {}
+        }
+    }
+    shutdown.cancel();
+    let ended = tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("source stops on shutdown")
+        .expect("source task did not panic");
+    assert!(ended.is_ok(), "source ended with an error: {ended:?}");
+    eprintln!("backlog: {frames} frames, late delays {late:?} ms, {sightings} sightings fed");
+    assert!(rejected.is_empty(), "frames refused: {rejected:?}");
+    assert_eq!(reports, frames, "every frame is accepted");
+    assert_eq!(
+        late.len(),
+        late_expected,
+        "late frames (delays {late:?} ms)"
+    );
+    assert!(
+        late.iter().all(|&d| d > 3_000),
+        "a late frame is later than the limit: {late:?}"
+    );
+    assert_eq!(sightings, 2 * fed_expected, "sightings of on-time frames");
 }

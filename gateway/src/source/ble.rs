@@ -80,9 +80,10 @@ use uuid::Uuid;
 
 use crate::sink::backoff::Backoff;
 
+use super::frame_clock::DEFAULT_MAX_DELAY_MS;
 use super::frames::{
-    evidence, report_events, sync_periodically, wall_clock, FrameVerifier, RateLimit, Rejection,
-    ReplayState, StateError,
+    evidence, sync_periodically, wall_clock, FrameVerifier, RateLimit, Rejection, ReplayState,
+    StateError,
 };
 use super::{try_send_counted, Source, SourceEvent};
 
@@ -120,6 +121,10 @@ pub struct BleConfig {
     pub max_frames_per_s_per_node: f64,
     /// Node frames one node may send back to back.
     pub burst_frames_per_node: u32,
+    /// A node frame arriving more than this many ms after its window closed (beyond the
+    /// node's fastest frames) is late: accepted and counted, its sightings not fed as presence
+    /// (`source::frame_clock`). `0` feeds every frame.
+    pub max_frame_delay_ms: u64,
     /// Devices remembered (identity, RSSI, address type) between advertisements.
     pub max_devices: usize,
     /// First wait before reconnecting to BlueZ after the scan broke off, milliseconds.
@@ -137,6 +142,7 @@ impl Default for BleConfig {
             watchdog_s: 60,
             company_id: DEFAULT_COMPANY_ID,
             node_id: 0,
+            max_frame_delay_ms: DEFAULT_MAX_DELAY_MS,
             max_frames_per_s_per_node: limit.frames_per_s,
             burst_frames_per_node: limit.burst,
             max_devices: 20_000,
@@ -603,7 +609,7 @@ impl<K: Eq + Hash + Clone> Scanner<K> {
                 if let Some(d) = self.devices.get_mut(id) {
                     d.node = true;
                 }
-                out.extend(report_events(&report, wall_clock(), SOURCE));
+                out.extend(self.verifier.accepted_events(&report, wall_clock(), SOURCE));
             }
             Err(Rejection::Replayed {
                 counter,
@@ -698,7 +704,8 @@ impl BleSource {
             frames_per_s: cfg.max_frames_per_s_per_node,
             burst: cfg.burst_frames_per_node,
         };
-        let verifier = FrameVerifier::new(keys, replay, limit);
+        let verifier =
+            FrameVerifier::new(keys, replay, limit).with_max_frame_delay_ms(cfg.max_frame_delay_ms);
         Ok(Self::with_verifier(cfg, verifier))
     }
 

@@ -52,6 +52,7 @@ use footfall_proto::frame::{
 };
 use serde::Deserialize;
 
+use super::frame_clock::{self, NodeClocks, Timeliness};
 use super::SourceEvent;
 
 /// File (inside the gateway state directory) holding the last accepted counter per node.
@@ -573,15 +574,61 @@ pub struct FrameVerifier {
     keys: HashMap<NodeId, NodeKey>,
     replay: SharedReplay,
     limiter: RateLimiter,
+    clocks: NodeClocks,
 }
 
 impl FrameVerifier {
-    /// A verifier for the nodes in `keys`.
+    /// A verifier for the nodes in `keys`; frames later than
+    /// [`frame_clock::DEFAULT_MAX_DELAY_MS`] are late (see [`Self::with_max_frame_delay_ms`]).
     pub fn new(keys: HashMap<NodeId, NodeKey>, replay: SharedReplay, limit: RateLimit) -> Self {
         Self {
             keys,
             replay,
             limiter: RateLimiter::new(limit),
+            clocks: NodeClocks::new(frame_clock::DEFAULT_MAX_DELAY_MS),
+        }
+    }
+
+    /// Frames arriving more than `ms` after their window closed (beyond the node's fastest)
+    /// are late: accepted, but their inputs are not fed. `0` feeds every frame.
+    pub fn with_max_frame_delay_ms(mut self, ms: u64) -> Self {
+        self.clocks = NodeClocks::new(ms);
+        self
+    }
+
+    /// What an accepted `report` tells the runtime, arriving at `arrival`: on time, its
+    /// [`report_events`]; late (a node's backlog, [`frame_clock`]), its
+    /// [`SourceEvent::NodeReport`] and a [`SourceEvent::LateFrame`] instead of its inputs.
+    pub fn accepted_events(
+        &mut self,
+        report: &NodeReport,
+        arrival: Timestamp,
+        source: &'static str,
+    ) -> Vec<SourceEvent> {
+        let h = &report.header;
+        match self
+            .clocks
+            .observe(h.node_id, h.node_time_ms, report.health.uptime_s, arrival)
+        {
+            Timeliness::OnTime { .. } => report_events(report, arrival, source).collect(),
+            Timeliness::Late { delay_ms } => {
+                // NodeAlive is an input too, but a late frame says nothing of the node now.
+                let inputs = report.sightings.len() + report.wearables.len();
+                vec![
+                    SourceEvent::NodeReport {
+                        at: arrival,
+                        source,
+                        node: h.node_id,
+                        health: report.health,
+                    },
+                    SourceEvent::LateFrame {
+                        source,
+                        node: h.node_id,
+                        delay_ms,
+                        inputs: inputs as u64,
+                    },
+                ]
+            }
         }
     }
 

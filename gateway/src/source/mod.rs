@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub mod ble;
+pub mod frame_clock;
 pub mod frames;
 pub mod replay;
 pub mod simulator;
@@ -51,6 +52,21 @@ pub enum SourceEvent {
         node: NodeId,
         /// What it says about itself.
         health: NodeHealth,
+    },
+    /// An accepted frame (its [`SourceEvent::NodeReport`] came first) that arrived more than
+    /// the configured delay after its window closed: a node's backlog after an outage. Its
+    /// sightings and wearable samples are history, not presence, and were not sent as inputs
+    /// (see [`frame_clock`]); the runtime counts them in `footfall_frames_late_total` and
+    /// `footfall_late_inputs_total`.
+    LateFrame {
+        /// Source name.
+        source: &'static str,
+        /// Which node.
+        node: NodeId,
+        /// How much later than the node's fastest frames, ms.
+        delay_ms: u64,
+        /// Inputs not fed (sightings and wearable samples).
+        inputs: u64,
     },
     /// The BLE watchdog restarted a scan.
     ScannerRestarted {

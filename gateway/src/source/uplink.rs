@@ -32,9 +32,9 @@ use tokio_util::sync::CancellationToken;
 use crate::config::BrokerEndpoint;
 use crate::sink::backoff::Backoff;
 
+use super::frame_clock::DEFAULT_MAX_DELAY_MS;
 use super::frames::{
-    report_events, sync_periodically, wall_clock, FrameVerifier, RateLimit, Rejection, ReplayState,
-    StateError,
+    sync_periodically, wall_clock, FrameVerifier, RateLimit, Rejection, ReplayState, StateError,
 };
 use super::{try_send_counted, Source, SourceEvent};
 
@@ -51,7 +51,11 @@ pub struct UplinkConfig {
     pub max_frames_per_s_per_node: f64,
     /// Frames one node may send back to back before the rate limit applies.
     pub burst_frames_per_node: u32,
-    /// MQTT client id; default: the broker options' client id + `-uplink`.
+    /// A frame arriving more than this many ms after its window closed (beyond the node's
+    /// fastest frames) is late — a backlog a node sends after an outage: accepted and counted,
+    /// its sightings not fed as presence (`source::frame_clock`). `0` feeds every frame.
+    pub max_frame_delay_ms: u64,
+    /// MQTT client id; default `footfall-{store}-uplink-{8 random hex digits}` (clean session).
     pub client_id: Option<String>,
     /// Subscription QoS, 0 or 1 (default 1: nodes publish frames with QoS 1).
     pub qos: u8,
@@ -72,6 +76,7 @@ impl Default for UplinkConfig {
             enabled: true,
             max_frames_per_s_per_node: limit.frames_per_s,
             burst_frames_per_node: limit.burst,
+            max_frame_delay_ms: DEFAULT_MAX_DELAY_MS,
             client_id: None,
             qos: 1,
             max_packet_bytes: 16 * 1024,
@@ -157,7 +162,8 @@ impl UplinkSource {
             Some(dir) => ReplayState::open_shared(dir)?,
             None => Arc::new(Mutex::new(ReplayState::in_memory())),
         };
-        Ok(FrameVerifier::new(keys, replay, cfg.rate_limit()))
+        Ok(FrameVerifier::new(keys, replay, cfg.rate_limit())
+            .with_max_frame_delay_ms(cfg.max_frame_delay_ms))
     }
 
     /// A source connecting with ready-made rumqttc (MQTT 3.1.1) options; the client id is
@@ -208,7 +214,7 @@ impl UplinkSource {
         now: Instant,
     ) -> Vec<SourceEvent> {
         match self.check(topic, payload, now) {
-            Ok(report) => report_events(&report, wall_clock(), SOURCE).collect(),
+            Ok(report) => self.verifier.accepted_events(&report, wall_clock(), SOURCE),
             Err(rejection) => {
                 tracing::debug!(source = SOURCE, topic, len = payload.len(), %rejection,
                     reason = rejection.reason(), "uplink frame refused");
