@@ -1,7 +1,8 @@
 //! Per (device, node) RSSI filters. Three are implemented so they can be compared on the same
 //! data (see `docs/accuracy.md`); the default is the gated Kalman filter.
 //!
-//! State is a small fixed-size value (12 bytes) so a device's links fit its memory budget.
+//! State is a small fixed-size value (9 bytes, byte-aligned) so a device's six links fit its
+//! memory budget.
 
 use crate::config::{FilterConfig, FilterKind};
 
@@ -40,33 +41,66 @@ impl FilterParams {
 
 const MEDIAN_MAX: usize = 7;
 
+/// An `f32` kept as its native-endian bytes. Its alignment is 1, so [`FilterState`] needs no
+/// padding (9 bytes rather than 12); reading it back gives the very bits stored. Compares and
+/// prints as the `f32`.
+#[derive(Clone, Copy)]
+pub struct PackedF32([u8; 4]);
+
+impl PackedF32 {
+    /// Packs `v`.
+    pub const fn new(v: f32) -> Self {
+        Self(v.to_ne_bytes())
+    }
+    /// The value.
+    pub const fn get(self) -> f32 {
+        f32::from_ne_bytes(self.0)
+    }
+}
+
+impl From<f32> for PackedF32 {
+    fn from(v: f32) -> Self {
+        Self::new(v)
+    }
+}
+
+impl PartialEq for PackedF32 {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
+impl core::fmt::Debug for PackedF32 {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
 /// One link's filter state.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum FilterState {
     /// No sample yet.
     Empty,
-    /// Ring of the last samples, dBm.
+    /// The last samples, dBm.
     Median {
-        /// Samples.
+        /// Samples, oldest first (the first `len` are held).
         buf: [i8; MEDIAN_MAX],
         /// Samples held.
         len: u8,
-        /// Next write position.
-        pos: u8,
     },
     /// Estimate and its variance.
     Kalman {
         /// Estimate, dBm.
-        x: f32,
+        x: PackedF32,
         /// Variance, dB².
-        p: f32,
+        p: PackedF32,
     },
     /// Estimate and its smoothed derivative.
     OneEuro {
         /// Estimate, dBm.
-        x: f32,
+        x: PackedF32,
         /// Derivative, dB/s.
-        dx: f32,
+        dx: PackedF32,
     },
 }
 
@@ -85,44 +119,62 @@ impl FilterState {
             return;
         };
         match (p.kind, &mut *self) {
-            (FilterKind::Median, FilterState::Median { buf, len, pos }) => {
-                if let Some(slot) = buf.get_mut(usize::from(*pos)) {
+            (FilterKind::Median, FilterState::Median { buf, len }) => {
+                // The last `window` samples, oldest first: a full window drops its oldest. (A
+                // ring would need a write position, a tenth byte; the median ignores the order.)
+                let window = usize::from(p.window);
+                let held = usize::from(*len).min(window);
+                if held == window {
+                    if let Some(w) = buf.get_mut(..window) {
+                        w.rotate_left(1);
+                    }
+                }
+                if let Some(slot) = buf.get_mut(held.min(window - 1)) {
                     *slot = z.round() as i8;
                 }
-                *pos = (*pos + 1) % p.window;
-                *len = (*len + 1).min(p.window);
+                *len = (held + 1).min(window) as u8;
             }
             (FilterKind::Median, s) => {
                 let mut buf = [0i8; MEDIAN_MAX];
                 buf[0] = z.round() as i8;
-                *s = FilterState::Median {
-                    buf,
-                    len: 1,
-                    pos: 1 % p.window,
-                };
+                *s = FilterState::Median { buf, len: 1 };
             }
             (FilterKind::Kalman, FilterState::Kalman { x, p: var }) => {
+                let (mut xv, mut v) = (x.get(), var.get());
                 let r = p.r / f32::from(count.max(1));
-                *var += p.q * dt;
-                let s = *var + r;
+                v += p.q * dt;
+                let s = v + r;
                 let limit = p.gate * s.sqrt();
                 // Huber-style gating: an outlier (multipath fade) moves the estimate by at most
                 // `gate` standard deviations instead of being trusted or thrown away.
-                let innov = (z - *x).clamp(-limit, limit);
-                let k = *var / s;
-                *x += k * innov;
-                *var *= 1.0 - k;
+                let innov = (z - xv).clamp(-limit, limit);
+                let k = v / s;
+                xv += k * innov;
+                v *= 1.0 - k;
+                (*x, *var) = (xv.into(), v.into());
             }
-            (FilterKind::Kalman, s) => *s = FilterState::Kalman { x: z, p: p.r },
+            (FilterKind::Kalman, s) => {
+                *s = FilterState::Kalman {
+                    x: z.into(),
+                    p: p.r.into(),
+                }
+            }
             (FilterKind::OneEuro, FilterState::OneEuro { x, dx }) => {
-                let raw_dx = (z - *x) / dt;
+                let (mut xv, mut dxv) = (x.get(), dx.get());
+                let raw_dx = (z - xv) / dt;
                 let a_d = smoothing(p.d_cutoff, dt);
-                *dx += a_d * (raw_dx - *dx);
-                let cutoff = p.min_cutoff + p.beta * dx.abs();
+                dxv += a_d * (raw_dx - dxv);
+                let cutoff = p.min_cutoff + p.beta * dxv.abs();
                 let a = smoothing(cutoff, dt);
-                *x += a * (z - *x);
+                xv += a * (z - xv);
+                (*x, *dx) = (xv.into(), dxv.into());
             }
-            (FilterKind::OneEuro, s) => *s = FilterState::OneEuro { x: z, dx: 0.0 },
+            (FilterKind::OneEuro, s) => {
+                *s = FilterState::OneEuro {
+                    x: z.into(),
+                    dx: 0.0.into(),
+                }
+            }
         }
     }
 
@@ -143,7 +195,7 @@ impl FilterState {
                 };
                 Some(m)
             }
-            FilterState::Kalman { x, .. } | FilterState::OneEuro { x, .. } => Some(x),
+            FilterState::Kalman { x, .. } | FilterState::OneEuro { x, .. } => Some(x.get()),
         }
     }
 }
@@ -214,6 +266,39 @@ mod tests {
         }
         // Last four: -30 -40 -50 -60 → (-40 + -50) / 2.
         assert_eq!(f.value(), Some(-45.0));
+    }
+
+    #[test]
+    fn state_is_nine_unaligned_bytes() {
+        assert_eq!(core::mem::size_of::<FilterState>(), 9);
+        assert_eq!(core::mem::align_of::<FilterState>(), 1);
+    }
+
+    #[test]
+    fn median_window_slides_like_a_ring() {
+        // The window holds the last samples whatever their order: compare with a plain
+        // recomputation over every prefix of an irregular series, for every window.
+        let series: Vec<f32> = (0..40).map(|i| -60.0 - ((i * 37) % 23) as f32).collect();
+        for window in 1..=MEDIAN_MAX as u8 {
+            let p = FilterParams::new(&FilterConfig {
+                kind: FilterKind::Median,
+                median_window: window,
+                ..FilterConfig::default()
+            });
+            let mut f = FilterState::Empty;
+            for n in 1..=series.len() {
+                f.update(&p, 0.1, series[n - 1], 1);
+                let mut last: Vec<f32> = series[n.saturating_sub(usize::from(window))..n].to_vec();
+                last.sort_by(f32::total_cmp);
+                let m = last.len() / 2;
+                let want = if last.len() % 2 == 1 {
+                    last[m]
+                } else {
+                    (last[m - 1] + last[m]) / 2.0
+                };
+                assert_eq!(f.value(), Some(want), "window {window}, {n} samples");
+            }
+        }
     }
 
     #[test]
