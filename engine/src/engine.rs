@@ -7,12 +7,12 @@ use crate::event::{
     CampaignIdx, EngagementLevel, Event, EventId, EventKind, LocateMethod, PersonId, Presence,
     Reason, ReasonRule, TriggerReason, ZoneIdx, REASON_NODES,
 };
-use crate::filter::{FilterParams, FilterState};
+use crate::filter::FilterParams;
 use crate::geometry::{distance_m, locate_db, Estimate, Reading, Shape};
 use crate::identity::Identity;
 use crate::input::{DeviceEvidence, DeviceKind, Input, Sighting, WearableSample};
 use crate::radiomap::{MapNode, MapReading, MapSpec, NoiseModel, RadioMap, MAX_RADIUS_M};
-use crate::table::{age, flag, wrap, Device, Link, Table, MAX_LINKS, NONE16, OUTSIDE};
+use crate::table::{age, flag, wrap, Deadline, Device, Link, Table, MAX_LINKS, NONE16, OUTSIDE};
 use crate::time::Timestamp;
 use footfall_proto::frame::NodeId;
 use std::cmp::Reverse;
@@ -619,10 +619,10 @@ impl Engine {
             self.timers.pop();
             let slot = (e & SLOT_MASK) as u32;
             let at = e >> SLOT_BITS;
-            let due = self.table.get(slot).is_some_and(|d| d.timer_at == at);
+            let due = self.table.get(slot).is_some_and(|d| d.timer_at.get() == at);
             if due {
                 if let Some(d) = self.table.get_mut(slot) {
-                    d.timer_at = u64::MAX;
+                    d.timer_at = Deadline::NONE;
                 }
                 self.device_timer(now, slot);
             }
@@ -729,9 +729,9 @@ impl Engine {
     fn reason_nodes(&self, d: &Device, now: u64) -> heapless::Vec<NodeId, REASON_NODES> {
         let mut best: [(f32, u16); MAX_LINKS] = [(f32::NEG_INFINITY, NONE16); MAX_LINKS];
         for (b, l) in best.iter_mut().zip(d.links.iter()) {
-            if l.node != NONE16 && age(now, l.seen) <= self.link_max_age_ms {
+            if l.node() != NONE16 && age(now, l.seen()) <= self.link_max_age_ms {
                 if let Some(v) = l.filter.value() {
-                    *b = (v, l.node);
+                    *b = (v, l.node());
                 }
             }
         }
@@ -832,11 +832,11 @@ impl Engine {
         let li = d
             .links
             .iter()
-            .position(|l| l.node == node)
+            .position(|l| l.node() == node)
             .or_else(|| {
                 d.links
                     .iter()
-                    .position(|l| l.node == NONE16 || age(now, l.seen) > max_age)
+                    .position(|l| l.node() == NONE16 || age(now, l.seen()) > max_age)
             })
             .or_else(|| {
                 let (i, weakest) = d
@@ -848,16 +848,12 @@ impl Engine {
                 (z > weakest).then_some(i)
             });
         if let Some(l) = li.and_then(|i| d.links.get_mut(i)) {
-            if l.node != node {
-                *l = Link {
-                    node,
-                    seen: wrap(now),
-                    filter: FilterState::Empty,
-                };
+            if l.node() != node {
+                *l = Link::new(node, wrap(now));
             }
-            let dt = age(now, l.seen) as f32 / 1000.0;
+            let dt = age(now, l.seen()) as f32 / 1000.0;
             l.filter.update(&params, dt, z, s.rssi.count);
-            l.seen = wrap(now);
+            l.set_seen(wrap(now));
         }
         if age(now, d.last_eval) >= interval {
             d.last_eval = wrap(now);
@@ -958,15 +954,15 @@ impl Engine {
         let mut n = 0usize;
         let mut links_used = 0usize;
         for l in d.links.iter_mut() {
-            if l.node == NONE16 {
+            if l.node() == NONE16 {
                 continue;
             }
-            if age(now, l.seen) > max_age {
+            if age(now, l.seen()) > max_age {
                 *l = Link::EMPTY; // prune: keeps wrapping timestamps young
                 continue;
             }
             links_used += 1;
-            let (Some(node), Some(v)) = (self.nodes.get(usize::from(l.node)), l.filter.value())
+            let (Some(node), Some(v)) = (self.nodes.get(usize::from(l.node())), l.filter.value())
             else {
                 continue;
             };
@@ -981,7 +977,7 @@ impl Engine {
                         rssi_at_1m: node.rssi_at_1m,
                         exponent: node.exponent,
                     },
-                    l.node,
+                    l.node(),
                 );
                 n += 1;
             }
@@ -1346,16 +1342,18 @@ impl Engine {
             return;
         };
         let at = at.min(MAX_DEADLINE);
-        if at >= d.timer_at {
+        if at >= d.timer_at.get() {
             return;
         }
-        d.timer_at = at;
+        d.timer_at = Deadline::new(at);
         if self.timers.len() >= self.timer_cap {
             // Drop superseded entries; live ones are at most one per device.
             let table = &self.table;
             self.timers.retain(|Reverse(e)| {
                 let s = (e & SLOT_MASK) as u32;
-                table.get(s).is_some_and(|d| d.timer_at == e >> SLOT_BITS)
+                table
+                    .get(s)
+                    .is_some_and(|d| d.timer_at.get() == e >> SLOT_BITS)
             });
         }
         self.timers.push(Reverse(pack(at, slot)));

@@ -34,12 +34,12 @@
 //!   salt of the current period (default daily; sessions of pseudonymous devices end with
 //!   `ReasonRule::SaltRotated` at a rotation) or, for opted-in devices, a stable
 //!   `PersonId::Campaign`. Raw addresses and keys are never stored or emitted.
-//! - **Bounded state.** A pre-allocated slab of 208-byte device records (up to six links each:
-//!   node, last heard, 12-byte filter state) with an open-addressing index; a full table evicts
-//!   the stalest of a small sample (emitting the open session's exit); silent devices are
-//!   evicted after `limits.device_stale_s`. Event ids are an AES permutation of the sequence
-//!   number, so they are unique and stable; [`Engine::resume_after`] continues numbering after a
-//!   restart.
+//! - **Bounded state.** A pre-allocated slab of 176-byte device records (up to six unpadded
+//!   15-byte links each: node, last heard, 9-byte filter state) with an open-addressing index;
+//!   a full table evicts the stalest of a small sample (emitting the open session's exit);
+//!   silent devices are evicted after `limits.device_stale_s`. Event ids are an AES permutation
+//!   of the sequence number, so they are unique and stable; [`Engine::resume_after`] continues
+//!   numbering after a restart.
 //! - **Time.** One timer per device (exit grace, dwell milestone, campaign threshold or
 //!   eviction) in a binary heap of packed `deadline << 22 | slot` entries with lazy
 //!   invalidation, plus a 1 s housekeeping tick (node liveness, salt rotation, tag counters)

@@ -19,22 +19,70 @@ const EMPTY: u32 = u32::MAX;
 const SLOT_BITS: u32 = 24;
 const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
 
-/// One (device, node) link.
+/// One (device, node) link, 15 bytes: the node and the time are kept as bytes (alignment 1, like
+/// the [`FilterState`]), so six links take 90 bytes instead of the 96 of a padded struct.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Link {
-    /// Node index, or `NONE16`.
-    pub(crate) node: u16,
-    /// Last heard, wrapping milliseconds (see [`wrap`]).
-    pub(crate) seen: u32,
+    /// Node index, or `NONE16`: a `u16`'s native-endian bytes.
+    node: [u8; 2],
+    /// Last heard, wrapping milliseconds (see [`wrap`]): a `u32`'s native-endian bytes.
+    seen: [u8; 4],
     pub(crate) filter: FilterState,
 }
 
 impl Link {
-    pub(crate) const EMPTY: Link = Link {
-        node: NONE16,
-        seen: 0,
-        filter: FilterState::Empty,
-    };
+    pub(crate) const EMPTY: Link = Link::new(NONE16, 0);
+
+    /// A link to `node` last heard at `seen` (wrapping ms), without a sample yet.
+    pub(crate) const fn new(node: u16, seen: u32) -> Self {
+        Self {
+            node: node.to_ne_bytes(),
+            seen: seen.to_ne_bytes(),
+            filter: FilterState::Empty,
+        }
+    }
+    /// Node index, or `NONE16`.
+    pub(crate) const fn node(&self) -> u16 {
+        u16::from_ne_bytes(self.node)
+    }
+    /// Last heard, wrapping milliseconds.
+    pub(crate) const fn seen(&self) -> u32 {
+        u32::from_ne_bytes(self.seen)
+    }
+    pub(crate) fn set_seen(&mut self, seen: u32) {
+        self.seen = seen.to_ne_bytes();
+    }
+}
+
+/// A device's timer deadline in six bytes: milliseconds below 2^48 − 1, or none (read back as
+/// `u64::MAX`). The engine's deadlines are clamped below 2^42 (they are packed into timer-heap
+/// entries), so every one of them reads back exactly; anything from 2^48 − 1 up reads as none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Deadline([u16; 3]);
+
+impl Deadline {
+    const NONE_BITS: u64 = (1 << 48) - 1;
+    /// No deadline.
+    pub(crate) const NONE: Deadline = Deadline::new(u64::MAX);
+
+    pub(crate) const fn new(ms: u64) -> Self {
+        let v = if ms < Self::NONE_BITS {
+            ms
+        } else {
+            Self::NONE_BITS
+        };
+        Self([v as u16, (v >> 16) as u16, (v >> 32) as u16])
+    }
+    /// The deadline, ms, or `u64::MAX` for none.
+    pub(crate) const fn get(self) -> u64 {
+        let [lo, mid, hi] = self.0;
+        let v = lo as u64 | (mid as u64) << 16 | (hi as u64) << 32;
+        if v == Self::NONE_BITS {
+            u64::MAX
+        } else {
+            v
+        }
+    }
 }
 
 /// Milliseconds truncated to 32 bits. Differences are taken with `wrapping_sub`; they are
@@ -61,13 +109,15 @@ pub(crate) mod flag {
     pub(crate) const LEVEL_KNOWN: u8 = 8;
 }
 
-/// One tracked device. Target: ≤ 256 bytes including its share of the index and timer heap.
+/// One tracked device: 176 bytes (x86-64). Target: ≤ 256 bytes including its share of the
+/// index and timer heap.
 #[derive(Clone, Debug)]
 pub(crate) struct Device {
     pub(crate) fp: u64,
-    /// Deadline currently in the timer heap, ms, or `u64::MAX`.
-    pub(crate) timer_at: u64,
-    /// First in-zone evidence of the open session, ms.
+    /// Deadline currently in the timer heap, or none.
+    pub(crate) timer_at: Deadline,
+    /// First in-zone evidence of the open session, ms (a full timestamp: a session may stay
+    /// open for any length of time, e.g. an opted-in tag parked in a zone).
     pub(crate) session_first: u64,
     /// Campaigns already handled in this session (bit = campaign index).
     pub(crate) fired: u64,
@@ -106,7 +156,7 @@ impl Device {
     ) -> Self {
         Self {
             fp,
-            timer_at: u64::MAX,
+            timer_at: Deadline::NONE,
             session_first: 0,
             fired: 0,
             person,
@@ -317,10 +367,41 @@ mod tests {
     fn device_record_stays_within_its_budget() {
         // The record itself; index, free list and timer-heap shares add ~30 bytes (≤ 256 total).
         assert!(
-            core::mem::size_of::<Device>() <= 208,
+            core::mem::size_of::<Device>() <= 176,
             "{}",
             core::mem::size_of::<Device>()
         );
+    }
+
+    #[test]
+    fn links_are_unpadded() {
+        assert_eq!(core::mem::size_of::<Link>(), 15);
+        assert_eq!(core::mem::align_of::<Link>(), 1);
+        let mut l = Link::new(0xbeef, 0xdead_cafe);
+        assert_eq!((l.node(), l.seen()), (0xbeef, 0xdead_cafe));
+        l.set_seen(7);
+        assert_eq!((l.node(), l.seen()), (0xbeef, 7));
+        assert_eq!(Link::EMPTY.node(), NONE16);
+    }
+
+    #[test]
+    fn deadlines_read_back_exactly() {
+        assert_eq!(core::mem::size_of::<Deadline>(), 6);
+        assert_eq!(Deadline::NONE.get(), u64::MAX);
+        for ms in [
+            0,
+            1,
+            0xffff,
+            0x1_0000,
+            0xffff_ffff,
+            1 << 32,
+            1_700_000_000_000,
+            (1 << 42) - 1,
+        ] {
+            assert_eq!(Deadline::new(ms).get(), ms);
+        }
+        assert_eq!(Deadline::new((1 << 48) - 2).get(), (1 << 48) - 2);
+        assert_eq!(Deadline::new((1 << 48) - 1), Deadline::NONE);
     }
 
     #[test]
