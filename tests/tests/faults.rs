@@ -365,6 +365,20 @@ async fn start_uplink_source(
     (rx, shutdown, task)
 }
 
+/// Stops a source started by [`start_uplink_source`]: it must end, without a panic or an
+/// error, once shut down.
+async fn stop_uplink_source(
+    shutdown: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    shutdown.cancel();
+    let ended = tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .expect("source stops on shutdown")
+        .expect("source task did not panic");
+    assert!(ended.is_ok(), "source ended with an error: {ended:?}");
+}
+
 /// The node clock jumps (a day ahead, back to near zero as after a reboot that kept its
 /// counter, and past `u32::MAX`): frames are accepted on their counter alone, none is refused
 /// and nothing panics. The MQTT uplink source runs in-process against a real Mosquitto, frames
@@ -433,12 +447,7 @@ async fn a_node_clock_jump_does_not_stop_its_frames() {
             _ => {}
         }
     }
-    shutdown.cancel();
-    let ended = tokio::time::timeout(Duration::from_secs(20), task)
-        .await
-        .expect("source stops on shutdown")
-        .expect("source task did not panic");
-    assert!(ended.is_ok(), "source ended with an error: {ended:?}");
+    stop_uplink_source(shutdown, task).await;
     let spread =
         times_at.iter().max().copied().unwrap_or(0) - times_at.iter().min().copied().unwrap_or(0);
     eprintln!(
@@ -542,12 +551,7 @@ async fn a_node_backlog_after_an_outage_is_accepted_but_not_taken_for_presence()
             _ => {}
         }
     }
-    shutdown.cancel();
-    let ended = tokio::time::timeout(Duration::from_secs(20), task)
-        .await
-        .expect("source stops on shutdown")
-        .expect("source task did not panic");
-    assert!(ended.is_ok(), "source ended with an error: {ended:?}");
+    stop_uplink_source(shutdown, task).await;
     eprintln!("backlog: {frames} frames, late delays {late:?} ms, {sightings} sightings fed");
     assert!(rejected.is_empty(), "frames refused: {rejected:?}");
     assert_eq!(reports, frames, "every frame is accepted");

@@ -46,10 +46,9 @@ use footfall_gateway::config::Config;
 use footfall_proto::frame::{verify_frame, NodeId, NodeKey};
 use footfall_sim::record::Record;
 use footfall_sim::EvalOptions;
-use serde_json::Value;
 use support::node_adverts::{write_node_streams, NodeStream};
-use support::truth::{facts_of, observed_event, open_recording, wait_for, EventFacts};
-use support::{free_port, qemu, schemas::Contract, Mosquitto, Observer, Proc};
+use support::truth::{open_recording, read_received, wait_for, EventSubscriber};
+use support::{free_port, qemu, Mosquitto, Observer, Proc};
 
 const STORE: &str = "large-store";
 const PREFIX: &str = "footfall/v1";
@@ -115,9 +114,7 @@ fn firmware_frames(streams: &[NodeStream]) -> Vec<Sent> {
             .find_map(|l| l.strip_prefix("DONE "))
             .expect("DONE line");
         let field = |name: &str| -> u64 {
-            done.split_whitespace()
-                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-                .and_then(|v| v.parse().ok())
+            line_field(done, name)
                 .unwrap_or_else(|| panic!("node {}: no {name} in DONE {done}", stream.node))
         };
         assert_eq!(
@@ -126,16 +123,11 @@ fn firmware_frames(streams: &[NodeStream]) -> Vec<Sent> {
             "node {}: the firmware should take every advertisement",
             stream.node
         );
-        let window_field = |line: &str, name: &str| -> u64 {
-            line.split_whitespace()
-                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
+        let insns = |line: &str| line_field(line, "insns").unwrap_or(0);
         let node_busiest = stdout
             .lines()
             .filter(|l| l.starts_with("WINDOW "))
-            .max_by_key(|l| window_field(l, "insns"));
+            .max_by_key(|l| insns(l));
         assert_eq!(
             field("dropped_sightings"),
             0,
@@ -143,7 +135,7 @@ fn firmware_frames(streams: &[NodeStream]) -> Vec<Sent> {
             stream.node
         );
         if let Some(line) = node_busiest {
-            let insns = window_field(line, "insns");
+            let insns = insns(line);
             if busiest.as_ref().is_none_or(|(most, _)| insns > *most) {
                 busiest = Some((insns, format!("node {}: {line}", stream.node)));
             }
@@ -169,6 +161,13 @@ fn firmware_frames(streams: &[NodeStream]) -> Vec<Sent> {
     }
     sent.sort_by_key(|s| (s.due_ms, s.node, s.counter));
     sent
+}
+
+/// The number after `name=` in a firmware output line (`WINDOW …`, `DONE …`).
+fn line_field(line: &str, name: &str) -> Option<u64> {
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        .and_then(|v| v.parse().ok())
 }
 
 /// A recording line with its time moved by `by` ms.
@@ -245,33 +244,15 @@ fn firmware_anchors_of_a_simulated_store_score_against_ground_truth() {
     let cfg = &loaded.config;
 
     let root = format!("{PREFIX}/{STORE}");
-    let barrier = format!("{root}/test/barrier");
-    let filters = [
-        format!("{root}/zones/+/enter"),
-        format!("{root}/zones/+/exit"),
-        format!("{root}/campaigns/+"),
-        barrier.clone(),
-    ];
-    let mut sub_cmd = Command::new("mosquitto_sub");
-    sub_cmd.args(["-h", "127.0.0.1", "-p", &broker.port.to_string()]);
-    sub_cmd.args(["-V", "mqttv5", "-q", "1", "-v", "-i", "firmware-truth"]);
-    for f in &filters {
-        sub_cmd.args(["-t", f]);
-    }
-    let mut sub = Proc::spawn("subscriber", sub_cmd, dir);
+    let sub = EventSubscriber::start(&broker, dir, &root, "firmware-truth");
     let mut gw_cmd = Command::new(support::footfall_bin());
     gw_cmd.arg("run").arg("--config").arg(&config);
     let mut gateway = Proc::spawn("gateway", gw_cmd, dir);
     let uplink_filter = format!("{root}/nodes/+/uplink");
-    wait_for(
-        Duration::from_secs(30),
-        "subscriber and gateway subscribed",
-        || {
-            let log = broker.log();
-            assert!(gateway.running(), "gateway exited:\n{}", gateway.output());
-            filters.iter().all(|f| log.contains(f.as_str())) && log.contains(&uplink_filter)
-        },
-    );
+    wait_for(Duration::from_secs(30), "gateway subscribed", || {
+        assert!(gateway.running(), "gateway exited:\n{}", gateway.output());
+        broker.log().contains(&uplink_filter)
+    });
 
     // ---- the anchors send their frames, in real time --------------------------------------------
     // Pseudonyms rotate on multiples of `salt_rotation_s` since the epoch (midnight UTC by
@@ -343,59 +324,20 @@ fn firmware_anchors_of_a_simulated_store_score_against_ground_truth() {
         expected_inputs as f64
     );
 
-    // Barrier: published after the outbox emptied, so it reaches the subscriber after every
-    // event the gateway published for the run.
-    let mut pub_cmd = Command::new("mosquitto_pub");
-    pub_cmd.args(["-h", "127.0.0.1", "-p", &broker.port.to_string()]);
-    pub_cmd.args(["-V", "mqttv5", "-q", "1", "-t", &barrier, "-m", "end"]);
-    Proc::spawn("barrier", pub_cmd, dir).wait_ok(Duration::from_secs(20));
-    let capture = sub.stdout.clone();
-    let received_text = || std::fs::read_to_string(&capture).unwrap_or_default();
-    wait_for(
-        Duration::from_secs(60),
-        "the barrier at the subscriber",
-        || {
-            received_text()
-                .lines()
-                .any(|l| l.starts_with(&format!("{barrier} ")))
-        },
-    );
-    sub.kill();
+    // After the outbox emptied, so the broker queues the barrier behind every event the
+    // gateway published for the run.
+    let text = sub.finish(&broker, dir);
     gateway.kill();
 
     // ---- 5. what the subscriber received ---------------------------------------------------------
-    let text = received_text();
-    let contract = Contract::load();
-    let mut ids = BTreeSet::new();
-    let mut invalid = Vec::new();
-    let mut observed = Vec::new();
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for line in text.lines() {
-        let (topic, payload) = line.split_once(' ').unwrap_or((line, ""));
-        if topic == barrier {
-            continue;
-        }
-        let ev: Value = serde_json::from_str(payload)
-            .unwrap_or_else(|e| panic!("{topic}: payload is not JSON ({e}): {payload}"));
-        let errors = contract.errors(&ev);
-        if !errors.is_empty() {
-            invalid.push(format!("{topic}: {errors:?}"));
-        }
-        let facts: EventFacts = facts_of(&ev);
-        *counts.entry(facts.0.clone()).or_default() += 1;
-        observed.push((
-            ev["data"]["seq"].as_u64().expect("data.seq"),
-            observed_event(cfg, &facts),
-        ));
-        let id = ev["id"].as_str().expect("id").to_owned();
-        assert!(ids.insert(id.clone()), "event id {id} received twice");
-    }
-    assert!(
-        invalid.is_empty(),
-        "{} received payloads violate docs/schemas: {:?}",
-        invalid.len(),
-        &invalid[..invalid.len().min(10)]
-    );
+    let received = read_received(cfg, &root, &text);
+    let counts = received
+        .by_id
+        .values()
+        .fold(BTreeMap::<&str, usize>::new(), |mut m, f| {
+            *m.entry(f.0.as_str()).or_default() += 1;
+            m
+        });
 
     // No simulated address in any published byte (the events carry pseudonyms).
     let lower = text.to_ascii_lowercase();
@@ -422,12 +364,11 @@ fn firmware_anchors_of_a_simulated_store_score_against_ground_truth() {
     .expect("in-process evaluation");
     // Recording time t happened at wall time start_wall + (t − rec_start).
     let shift = start_wall - rec_start;
-    observed.sort_by_key(|(seq, _)| *seq);
     let firmware = footfall_sim::evaluate_events(
         &cfg.store,
         &cfg.engine,
         open_recording(cfg, &rec).map(|r| r.map(|r| shifted(r, shift))),
-        observed.into_iter().map(|(_, e)| e),
+        received.observed,
         &options,
     )
     .expect("scoring of the received events");

@@ -33,7 +33,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use footfall_engine::event::Event;
@@ -42,9 +41,10 @@ use footfall_engine::Engine;
 use footfall_gateway::config::Config;
 use footfall_sim::record::Record;
 use footfall_sim::{EvalOptions, EvalReport, ObservedEvent, ObservedKind};
-use serde_json::Value;
-use support::truth::{epoch_ms, facts_of, observed_event, open_recording, wait_for, EventFacts};
-use support::{schemas::Contract, Mosquitto, Proc};
+use support::truth::{
+    epoch_ms, open_recording, read_received, EventFacts, EventSubscriber, Received,
+};
+use support::Mosquitto;
 
 const STORE: &str = "boutique";
 /// Simulated minutes and seed: the 30-minute boutique window of `docs/accuracy.md` (2.2
@@ -85,24 +85,7 @@ fn published_events_score_like_the_engine_against_ground_truth() {
     assert_eq!(cfg.store.store_id, STORE);
 
     let root = format!("footfall/v1/{STORE}");
-    let barrier = format!("{root}/test/barrier");
-    let filters = [
-        format!("{root}/zones/+/enter"),
-        format!("{root}/zones/+/exit"),
-        format!("{root}/campaigns/+"),
-        barrier.clone(),
-    ];
-    let mut sub_cmd = Command::new("mosquitto_sub");
-    sub_cmd.args(["-h", "127.0.0.1", "-p", &broker.port.to_string()]);
-    sub_cmd.args(["-V", "mqttv5", "-q", "1", "-v", "-i", "ground-truth"]);
-    for f in &filters {
-        sub_cmd.args(["-t", f]);
-    }
-    let mut sub = Proc::spawn("subscriber", sub_cmd, dir);
-    wait_for(Duration::from_secs(20), "mosquitto_sub subscribed", || {
-        let log = broker.log();
-        filters.iter().all(|f| log.contains(f.as_str()))
-    });
+    let sub = EventSubscriber::start(&broker, dir, &root, "ground-truth");
 
     // ---- recording, then the real gateway publishing it ----------------------------------------
     let rec = support::simulate(dir, STORE, &config, MINUTES, SEED);
@@ -113,69 +96,14 @@ fn published_events_score_like_the_engine_against_ground_truth() {
         "everything should be acknowledged by the broker\n{}",
         gateway.output()
     );
-    // Barrier: published after the gateway's last PUBACK, so the broker queues it to the
-    // subscriber behind every event.
-    let mut pub_cmd = Command::new("mosquitto_pub");
-    pub_cmd.args(["-h", "127.0.0.1", "-p", &broker.port.to_string()]);
-    pub_cmd.args(["-V", "mqttv5", "-q", "1", "-t", &barrier, "-m", "end"]);
-    Proc::spawn("barrier", pub_cmd, dir).wait_ok(Duration::from_secs(20));
-    let capture = sub.stdout.clone();
-    let received_text = || std::fs::read_to_string(&capture).unwrap_or_default();
-    wait_for(
-        Duration::from_secs(60),
-        "the barrier at the subscriber",
-        || {
-            received_text()
-                .lines()
-                .any(|l| l.starts_with(&format!("{barrier} ")))
-        },
-    );
-    sub.kill();
+    // After the gateway's last PUBACK, so the broker queues the barrier behind every event.
+    let text = sub.finish(&broker, dir);
 
     // ---- what the subscriber received -----------------------------------------------------------
-    let contract = Contract::load();
-    let mut received: BTreeMap<String, EventFacts> = BTreeMap::new();
-    let mut duplicates = Vec::new();
-    let mut invalid = Vec::new();
-    let mut observed: Vec<(u64, ObservedEvent)> = Vec::new();
-    for line in received_text().lines() {
-        let (topic, payload) = line.split_once(' ').unwrap_or((line, ""));
-        if topic == barrier {
-            continue;
-        }
-        let ev: Value = serde_json::from_str(payload)
-            .unwrap_or_else(|e| panic!("{topic}: payload is not JSON ({e}): {payload}"));
-        let errors = contract.errors(&ev);
-        if !errors.is_empty() {
-            invalid.push(format!("{topic}: {errors:?}"));
-        }
-        let facts = facts_of(&ev);
-        let suffix = match facts.0.as_str() {
-            "footfall.zone.enter" => format!("zones/{}/enter", facts.3),
-            "footfall.zone.exit" => format!("zones/{}/exit", facts.3),
-            "footfall.campaign.trigger" => format!("campaigns/{}", facts.3),
-            other => panic!("{topic}: unexpected type {other}"),
-        };
-        assert_eq!(topic, format!("{root}/{suffix}"), "topic of {payload}");
-        observed.push((
-            ev["data"]["seq"].as_u64().expect("data.seq"),
-            observed_event(cfg, &facts),
-        ));
-        let id = ev["id"].as_str().expect("id").to_owned();
-        if let Some(prev) = received.insert(id.clone(), facts) {
-            duplicates.push((id, prev));
-        }
-    }
-    assert!(
-        invalid.is_empty(),
-        "{} received payloads violate docs/schemas: {:?}",
-        invalid.len(),
-        &invalid[..invalid.len().min(10)]
-    );
-    assert!(
-        duplicates.is_empty(),
-        "event ids received twice: {duplicates:?}"
-    );
+    let Received {
+        by_id: received,
+        observed,
+    } = read_received(cfg, &root, &text);
 
     // ---- none lost, none altered: the in-process engine's events for the same recording --------
     let expected: BTreeMap<String, EventFacts> = engine_events(cfg, &rec)
@@ -217,12 +145,11 @@ fn published_events_score_like_the_engine_against_ground_truth() {
         &options,
     )
     .expect("in-process evaluation");
-    observed.sort_by_key(|(seq, _)| *seq);
     let published = footfall_sim::evaluate_events(
         &cfg.store,
         &cfg.engine,
         open_recording(cfg, &rec),
-        observed.into_iter().map(|(_, e)| e),
+        observed,
         &options,
     )
     .expect("scoring of the received events");

@@ -66,9 +66,8 @@ pub enum Timeliness {
 /// One node's clock relation.
 #[derive(Debug, Clone)]
 struct Relation {
-    /// The last frame's `node_time_ms`.
-    last_node_time: u32,
-    /// Node time unwrapped past `u32::MAX`, ms.
+    /// Node time unwrapped past `u32::MAX`, ms (the last frame's `node_time_ms` is its low 32
+    /// bits).
     node_ms: i64,
     last_uptime_s: u32,
     last_arrival_ms: i64,
@@ -107,7 +106,6 @@ impl NodeClocks {
     ) -> Timeliness {
         let arrival_ms = i64::try_from(arrival.0).unwrap_or(i64::MAX);
         let fresh = |node_ms: i64| Relation {
-            last_node_time: node_time_ms,
             node_ms,
             last_uptime_s: uptime_s,
             last_arrival_ms: arrival_ms,
@@ -123,7 +121,7 @@ impl NodeClocks {
         // Wrapping difference: a step of up to ±24 days reads as a step, not as a wrap.
         let node_ms = r
             .node_ms
-            .saturating_add(i64::from(node_time_ms.wrapping_sub(r.last_node_time) as i32));
+            .saturating_add(i64::from(node_time_ms.wrapping_sub(r.node_ms as u32) as i32));
         if uptime_s < r.last_uptime_s {
             *r = fresh(node_ms);
             return Timeliness::OnTime { delay_ms: 0 };
@@ -136,7 +134,6 @@ impl NodeClocks {
             .min(sample);
         // Creep is credited per whole second; keep the remainder for the next frame.
         r.last_arrival_ms = r.last_arrival_ms.saturating_add(elapsed_s * 1000);
-        r.last_node_time = node_time_ms;
         r.node_ms = node_ms;
         r.last_uptime_s = uptime_s;
         let delay = sample - r.offset_ms;

@@ -1,14 +1,136 @@
-//! Scoring what a real subscriber received against a recording's ground truth: received
-//! CloudEvents back into [`ObservedEvent`]s, the recording opened as `footfall eval` opens it.
+//! Scoring what a real subscriber received against a recording's ground truth: a real
+//! `mosquitto_sub` on the scored topics, received CloudEvents back into [`ObservedEvent`]s
+//! (schema-checked, de-duplicated by id), the recording opened as `footfall eval` opens it.
 
+use std::collections::BTreeMap;
 use std::io::BufReader;
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use footfall_engine::event::{CampaignIdx, PersonId, ZoneIdx};
 use footfall_gateway::config::Config;
 use footfall_sim::{ObservedEvent, ObservedKind, ReadOptions, RecordingReader};
 use serde_json::Value;
+
+use super::schemas::Contract;
+use super::{Mosquitto, Proc};
+
+/// A real `mosquitto_sub -v` (MQTT 5, QoS 1) on a store's zone enter/exit and campaign-trigger
+/// topics, plus a barrier topic that tells when everything published before it has arrived.
+pub struct EventSubscriber {
+    proc: Proc,
+    barrier: String,
+}
+
+impl EventSubscriber {
+    /// Subscribes under `root` (`{prefix}/{store}`) as `client_id`; returns once the broker
+    /// has the subscriptions.
+    pub fn start(broker: &Mosquitto, dir: &Path, root: &str, client_id: &str) -> Self {
+        let barrier = format!("{root}/test/barrier");
+        let filters = [
+            format!("{root}/zones/+/enter"),
+            format!("{root}/zones/+/exit"),
+            format!("{root}/campaigns/+"),
+            barrier.clone(),
+        ];
+        let mut cmd = Command::new("mosquitto_sub");
+        cmd.args(["-h", "127.0.0.1", "-p", &broker.port.to_string()]);
+        cmd.args(["-V", "mqttv5", "-q", "1", "-v", "-i", client_id]);
+        for f in &filters {
+            cmd.args(["-t", f]);
+        }
+        let proc = Proc::spawn("subscriber", cmd, dir);
+        wait_for(Duration::from_secs(20), "mosquitto_sub subscribed", || {
+            let log = broker.log();
+            filters.iter().all(|f| log.contains(f.as_str()))
+        });
+        Self { proc, barrier }
+    }
+
+    /// Publishes the barrier — call it once the broker has acknowledged every event the test
+    /// waits for, so the broker queues the barrier behind them — waits until it arrives, stops
+    /// the subscriber and returns every line received before it (`topic payload`).
+    pub fn finish(mut self, broker: &Mosquitto, dir: &Path) -> String {
+        let mut cmd = Command::new("mosquitto_pub");
+        cmd.args(["-h", "127.0.0.1", "-p", &broker.port.to_string()]);
+        cmd.args(["-V", "mqttv5", "-q", "1", "-t", &self.barrier, "-m", "end"]);
+        Proc::spawn("barrier", cmd, dir).wait_ok(Duration::from_secs(20));
+        let marker = format!("{} ", self.barrier);
+        let capture = self.proc.stdout.clone();
+        let received = || std::fs::read_to_string(&capture).unwrap_or_default();
+        wait_for(
+            Duration::from_secs(60),
+            "the barrier at the subscriber",
+            || received().lines().any(|l| l.starts_with(&marker)),
+        );
+        self.proc.kill();
+        received()
+            .lines()
+            .filter(|l| !l.starts_with(&marker))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+}
+
+/// What a subscriber received, read back.
+pub struct Received {
+    /// Every event by CloudEvents id.
+    pub by_id: BTreeMap<String, EventFacts>,
+    /// The events in the scoring's terms, in publication order (`data.seq`).
+    pub observed: Vec<ObservedEvent>,
+}
+
+/// Reads `mosquitto_sub -v` lines of the scored topics under `root`. Fails if a payload is not
+/// JSON, violates its JSON Schema in `docs/schemas`, was published on a topic other than its
+/// type and subject say, or carries an id already received.
+pub fn read_received(cfg: &Config, root: &str, text: &str) -> Received {
+    let contract = Contract::load();
+    let mut by_id = BTreeMap::new();
+    let mut duplicates = Vec::new();
+    let mut invalid = Vec::new();
+    let mut observed = Vec::new();
+    for line in text.lines() {
+        let (topic, payload) = line.split_once(' ').unwrap_or((line, ""));
+        let ev: Value = serde_json::from_str(payload)
+            .unwrap_or_else(|e| panic!("{topic}: payload is not JSON ({e}): {payload}"));
+        let errors = contract.errors(&ev);
+        if !errors.is_empty() {
+            invalid.push(format!("{topic}: {errors:?}"));
+        }
+        let facts = facts_of(&ev);
+        let suffix = match facts.0.as_str() {
+            "footfall.zone.enter" => format!("zones/{}/enter", facts.3),
+            "footfall.zone.exit" => format!("zones/{}/exit", facts.3),
+            "footfall.campaign.trigger" => format!("campaigns/{}", facts.3),
+            other => panic!("{topic}: unexpected type {other}"),
+        };
+        assert_eq!(topic, format!("{root}/{suffix}"), "topic of {payload}");
+        observed.push((
+            ev["data"]["seq"].as_u64().expect("data.seq"),
+            observed_event(cfg, &facts),
+        ));
+        let id = ev["id"].as_str().expect("id").to_owned();
+        if let Some(prev) = by_id.insert(id.clone(), facts) {
+            duplicates.push((id, prev));
+        }
+    }
+    assert!(
+        invalid.is_empty(),
+        "{} received payloads violate docs/schemas: {:?}",
+        invalid.len(),
+        &invalid[..invalid.len().min(10)]
+    );
+    assert!(
+        duplicates.is_empty(),
+        "event ids received twice: {duplicates:?}"
+    );
+    observed.sort_by_key(|(seq, _)| *seq);
+    Received {
+        by_id,
+        observed: observed.into_iter().map(|(_, e)| e).collect(),
+    }
+}
 
 /// What the test compares of one event: type, engine time (ms), person, subject (zone or
 /// campaign id).
